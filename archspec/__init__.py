@@ -1,0 +1,18 @@
+"""archspec: convolutional networks described in YAML, validated, measured, drawn and compiled.
+
+The analysis (``load``, ``validate``, ``expand``, ``summarize``) is pure Python and never
+imports torch.
+"""
+from .api import check, expand, summarize, validate
+from .errors import ArchspecError, LimitError, Location, Problem, SpecError, UsageError
+from .graph import Graph, Node
+from .infer import infer
+from .spec import Spec, load, loads
+from .summary import Summary
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ArchspecError", "Graph", "LimitError", "Location", "Node", "Problem", "Spec", "SpecError", "Summary",
+    "UsageError", "check", "expand", "infer", "load", "loads", "summarize", "validate", "__version__",
+]

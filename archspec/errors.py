@@ -1,0 +1,92 @@
+"""One exception family for every user mistake, each carrying where it happened."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Location:
+    """A point in a source file (1-based line and column, as editors count)."""
+
+    file: str
+    line: int = 0
+    col: int = 0
+
+    def __str__(self) -> str:
+        if self.line:
+            return f"{self.file}:{self.line}:{self.col}"
+        return self.file
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a spec, data set or command line."""
+
+    message: str
+    location: Location | None = None
+    node: str = ""  # dotted node path ("stage2.block1.conv2"), empty for spec-level problems
+
+    def __str__(self) -> str:
+        where = f"{self.location}: " if self.location else ""
+        what = f"{self.node}: " if self.node else ""
+        return f"{where}error: {what}{self.message}"
+
+
+class ArchspecError(Exception):
+    """Base of every error archspec raises for bad input; never a bug in archspec itself."""
+
+    def __init__(self, message: str, location: Location | None = None, node: str = ""):
+        super().__init__(message)
+        self.problem = Problem(message, location, node)
+
+    @property
+    def problems(self) -> list[Problem]:
+        return [self.problem]
+
+    def __str__(self) -> str:
+        return str(self.problem)
+
+
+class SpecError(ArchspecError):
+    """One or more problems in a spec; all of them are reported at once."""
+
+    def __init__(self, problems: list[Problem]):
+        Exception.__init__(self, "\n".join(str(p) for p in problems))
+        self._problems = list(problems)
+        self.problem = self._problems[0]
+
+    @property
+    def problems(self) -> list[Problem]:
+        return self._problems
+
+    def __str__(self) -> str:
+        return "\n".join(str(p) for p in self._problems)
+
+
+class LimitError(ArchspecError):
+    """Input refused because it is larger than archspec will process."""
+
+
+class UsageError(ArchspecError):
+    """A wrong command-line argument or API argument (exit code 2)."""
+
+
+@dataclass
+class Collector:
+    """Gathers problems so a stage can report all of them instead of stopping at the first."""
+
+    problems: list[Problem] = field(default_factory=list)
+
+    def add(self, message: str, location: Location | None = None, node: str = "") -> None:
+        # One message per place: a mistake inside a repeated block is reported once, not per copy.
+        if any(p.location == location and p.message == message for p in self.problems):
+            return
+        self.problems.append(Problem(message, location, node))
+
+    def extend(self, error: ArchspecError) -> None:
+        for problem in error.problems:
+            self.add(problem.message, problem.location, problem.node)
+
+    def raise_if_any(self) -> None:
+        if self.problems:
+            raise SpecError(self.problems)

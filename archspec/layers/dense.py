@@ -1,0 +1,96 @@
+"""Fully connected layers and the layers around them: flatten, dropout, identity."""
+from __future__ import annotations
+
+import math
+
+from .base import Arg, Bool, Float, Int, LayerType, ParamCount, Saved, fmt_shape, register
+
+
+@register
+class Linear(LayerType):
+    name = "linear"
+    aliases = ("dense", "fc")
+    family = "dense"
+    prefix = "fc"
+    doc = "Fully connected layer: every output sees every input feature."
+    args = {
+        "out": Arg(Int(1), doc="output features (neurons)"),
+        "bias": Arg(Bool(), True, "add a learned bias per output"),
+    }
+
+    def check_inputs(self, inputs):
+        if len(inputs[0]) != 1:
+            from .base import ShapeError
+            raise ShapeError(
+                f"linear expects a flat input (features,), found {fmt_shape(inputs[0])}: "
+                "add a flatten (or a global pooling) before it"
+            )
+
+    def param_count(self, a, inputs, out):
+        f = inputs[0][0]
+        return ParamCount(weights=f * a["out"], biases=a["out"] if a["bias"] else 0,
+                          weight_formula=f"{f}*{a['out']}")
+
+    def output_shape(self, a, inputs):
+        return (a["out"],)
+
+    def macs(self, a, inputs, out):
+        return inputs[0][0] * a["out"]
+
+    def saved(self, a, inputs, out):
+        return [Saved("input")]
+
+    def key_params(self, a):
+        return str(a["out"])
+
+
+@register
+class Flatten(LayerType):
+    name = "flatten"
+    family = "reshape"
+    view = True
+    doc = "(C, H, W) -> (C*H*W,): a view, no copy."
+
+    def output_shape(self, a, inputs):
+        return (math.prod(inputs[0]),)
+
+    def receptive_field(self, a, fields, inputs, out):
+        shape = inputs[0]
+        return fields[0].whole(shape[1:]) if len(shape) == 3 else fields[0]
+
+
+@register
+class Identity(LayerType):
+    name = "identity"
+    family = "reshape"
+    view = True
+    doc = "Passes its input through unchanged."
+
+
+class DropoutBase(LayerType):
+    family = "regularization"
+    prefix = "drop"
+    args = {"p": Arg(Float(0, 1), 0.5, "probability of zeroing an element")}
+
+    def key_params(self, a):
+        return f"p={a['p']:g}"
+
+
+@register
+class Dropout(DropoutBase):
+    name = "dropout"
+    doc = "Zeroes random elements while training, scaling the rest by 1/(1-p)."
+
+    def saved(self, a, inputs, out):
+        return [Saved("own", numel=math.prod(out), itemsize=1)]  # the boolean mask
+
+
+@register
+class SpatialDropout(DropoutBase):
+    name = "spatial_dropout"
+    aliases = ("dropout2d",)
+    ranks = (3,)
+    doc = "Zeroes whole channels while training (Keras SpatialDropout2D, torch Dropout2d)."
+
+    def saved(self, a, inputs, out):
+        return [Saved("input"), Saved("own", numel=inputs[0][0])]  # input * per-channel noise

@@ -1,0 +1,48 @@
+"""Merges of several inputs: element-wise add (residual) and channel concatenation (Inception)."""
+from __future__ import annotations
+
+from .base import Arg, Field, Int, LayerType, ShapeError, fmt_shape, register
+
+
+class Merge(LayerType):
+    family = "merge"
+    min_inputs = 2
+    max_inputs = 64
+
+    def receptive_field(self, a, fields, inputs, out):
+        widest = max(fields, key=lambda f: f.size)
+        return Field(widest.size, widest.jump, widest.start)
+
+
+@register
+class Add(Merge):
+    name = "add"
+    doc = "Element-wise sum of inputs of equal shape (the residual connection)."
+
+    def output_shape(self, a, inputs):
+        first = inputs[0]
+        for other in inputs[1:]:
+            if other != first:
+                shapes = ", ".join(fmt_shape(s) for s in inputs)
+                raise ShapeError(f"inputs differ in shape: {shapes}")
+        return first
+
+
+@register
+class Concat(Merge):
+    name = "concat"
+    aliases = ("cat",)
+    doc = "Concatenation along an axis, by default channels (Inception)."
+    args = {"axis": Arg(Int(), 0, "axis of one sample's shape; 0 is channels or features")}
+
+    def output_shape(self, a, inputs):
+        rank = len(inputs[0])
+        axis = a["axis"] % rank if -rank <= a["axis"] < rank else None
+        if axis is None:
+            raise ShapeError(f"axis {a['axis']} is out of range for shape of rank {rank}")
+        for other in inputs[1:]:
+            if len(other) != rank or any(x != y for i, (x, y) in enumerate(zip(inputs[0], other)) if i != axis):
+                shapes = ", ".join(fmt_shape(s) for s in inputs)
+                raise ShapeError(f"inputs differ in shape outside axis {a['axis']}: {shapes}")
+        total = sum(s[axis] for s in inputs)
+        return inputs[0][:axis] + (total,) + inputs[0][axis + 1:]

@@ -1,0 +1,112 @@
+"""Pooling: max, average and sum over windows; global and adaptive pooling over whole maps."""
+from __future__ import annotations
+
+import math
+
+from .base import Arg, Bool, Field, LayerType, Pair, Saved, ShapeError, register
+from .window import WindowLayer, window_args
+
+INDEX_BYTES = 8  # max pooling keeps int64 argmax indices for backward
+
+
+class WindowPool(WindowLayer):
+    family = "pool"
+    prefix = "pool"
+    args = {**window_args(pool=True)}
+
+    def output_shape(self, a, inputs):
+        padding, kernel = a["padding"], a["kernel"]
+        if isinstance(padding, tuple):
+            for k, p in zip((kernel[0], kernel[0], kernel[1], kernel[1]), padding):
+                if p * 2 > k:
+                    raise ShapeError(f"padding {p} is more than half the kernel {kernel[0]}×{kernel[1]}")
+        return (inputs[0][0], *self.spatial_out(a, inputs[0]))
+
+    def saved(self, a, inputs, out):
+        return [Saved("input")]
+
+
+@register
+class MaxPool2d(WindowPool):
+    name = "maxpool2d"
+    aliases = ("maxpool",)
+    doc = "Maximum over each window, per channel."
+    args = {**window_args(pool=True), "dilation": Arg(Pair(), 1, "spacing between window taps")}
+
+    def saved(self, a, inputs, out):
+        n = out[0] * out[1] * out[2]
+        return [Saved("input"), Saved("own", numel=n, itemsize=INDEX_BYTES)]
+
+
+@register
+class AvgPool2d(WindowPool):
+    name = "avgpool2d"
+    aliases = ("avgpool",)
+    doc = "Mean over each window, per channel."
+    args = {**window_args(pool=True),
+            "count_include_pad": Arg(Bool(), True, "count padded zeros in the mean")}
+
+
+@register
+class SumPool2d(WindowPool):
+    name = "sumpool2d"
+    aliases = ("sumpool",)
+    doc = "Sum over each window, per channel (seed 000's sum pooling)."
+
+
+class GlobalPool(LayerType):
+    family = "pool"
+    prefix = "gpool"
+    ranks = (3,)
+    args = {"keepdims": Arg(Bool(), False, "keep (C, 1, 1) instead of (C,)")}
+
+    def output_shape(self, a, inputs):
+        c = inputs[0][0]
+        return (c, 1, 1) if a["keepdims"] else (c,)
+
+    def receptive_field(self, a, fields, inputs, out):
+        return fields[0].whole(inputs[0][1:])
+
+
+@register
+class GlobalAvgPool(GlobalPool):
+    name = "global_avgpool"
+    aliases = ("global_avgpool2d", "gap")
+    doc = "Mean of each channel over the whole map (Keras GlobalAveragePooling2D)."
+    # computed as a mean over (H, W): its backward needs only the input's size, no tensor
+
+
+@register
+class GlobalMaxPool(GlobalPool):
+    name = "global_maxpool"
+    aliases = ("global_maxpool2d",)
+    doc = "Maximum of each channel over the whole map (Keras GlobalMaxPooling2D)."
+
+    def saved(self, a, inputs, out):
+        return [Saved("input"), Saved("output")]  # amax's backward compares input with result
+
+
+@register
+class AdaptiveAvgPool2d(LayerType):
+    name = "adaptive_avgpool2d"
+    aliases = ("adaptive_avgpool",)
+    family = "pool"
+    prefix = "avgpool"
+    ranks = (3,)
+    doc = "Average pooling to a fixed output size, whatever the input size (torchvision's heads)."
+    args = {"output": Arg(Pair(), doc="output size: an integer or [height, width]")}
+
+    def output_shape(self, a, inputs):
+        return (inputs[0][0], *a["output"])
+
+    def saved(self, a, inputs, out):
+        return [Saved("input")]
+
+    def receptive_field(self, a, fields, inputs, out):
+        # each output averages at most ceil(H / out) rows, windows placed every floor(H / out)
+        kernel = tuple(math.ceil(inputs[0][1 + i] / out[1 + i]) for i in range(2))
+        stride = tuple(max(inputs[0][1 + i] // out[1 + i], 1) for i in range(2))
+        return fields[0].window(kernel, stride, (0, 0))
+
+    def key_params(self, a):
+        return f"→{a['output'][0]}×{a['output'][1]}"

@@ -1,0 +1,172 @@
+"""Stage 1: YAML text -> Document (plain data + the source position of every key and value).
+
+Loading is safe by construction: only the YAML core types are built (no object tags), and
+documents are refused before they are built when they are too large, too deep, or expand
+into too many nodes through aliases (the "billion laughs" attack).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ArchspecError, LimitError, Location
+
+MAX_DOCUMENT_BYTES = 1 << 20  # 1 MiB: far beyond any hand-written network
+MAX_EXPANDED_NODES = 100_000  # YAML nodes after alias expansion
+MAX_IMPORT_DEPTH = 32
+
+SAFE_TAGS = {
+    "tag:yaml.org,2002:" + name
+    for name in ("str", "int", "float", "bool", "null", "map", "seq")
+}
+
+PathKey = tuple  # a path into the document: ("layers", 3, "conv2d", "out")
+
+
+@dataclass
+class Document:
+    """A parsed YAML file: plain data plus where each part of it was written."""
+
+    file: str  # the name shown in messages
+    data: Any
+    path: Path | None = None  # the resolved file, None for text given directly
+    value_marks: dict[PathKey, tuple[int, int]] = field(default_factory=dict)
+    key_marks: dict[PathKey, tuple[int, int]] = field(default_factory=dict)
+
+    def locate(self, path: PathKey = (), key: bool = False) -> Location:
+        """Location of the value (or its key) at ``path``, or of the nearest enclosing part."""
+        path = tuple(path)
+        marks = self.key_marks if key else self.value_marks
+        while True:
+            if path in marks:
+                line, col = marks[path]
+                return Location(self.file, line, col)
+            if path in self.value_marks:
+                line, col = self.value_marks[path]
+                return Location(self.file, line, col)
+            if not path:
+                return Location(self.file, 1, 1)
+            path = path[:-1]
+
+
+class _Builder:
+    """Turns a composed YAML node graph into plain data, recording marks and enforcing limits."""
+
+    def __init__(self, file: str):
+        self.file = file
+        self.constructor = yaml.SafeLoader("")  # only used to build scalars of the core schema
+        self.value_marks: dict[PathKey, tuple[int, int]] = {}
+        self.key_marks: dict[PathKey, tuple[int, int]] = {}
+        self.count = 0
+
+    def _loc(self, node: yaml.Node) -> Location:
+        return Location(self.file, node.start_mark.line + 1, node.start_mark.column + 1)
+
+    def expanded_size(self, root: yaml.Node) -> int:
+        """Node count with every alias expanded, computed without expanding anything."""
+        sizes: dict[int, int] = {}
+        on_stack: set[int] = set()
+
+        def size(node: yaml.Node) -> int:
+            key = id(node)
+            if key in sizes:
+                return sizes[key]
+            if key in on_stack:  # a recursive alias expands forever
+                raise LimitError("recursive YAML alias", self._loc(node))
+            on_stack.add(key)
+            total = 1
+            if isinstance(node, yaml.SequenceNode):
+                total += sum(size(child) for child in node.value)
+            elif isinstance(node, yaml.MappingNode):
+                total += sum(size(k) + size(v) for k, v in node.value)
+            on_stack.discard(key)
+            sizes[key] = min(total, MAX_EXPANDED_NODES + 1)
+            return sizes[key]
+
+        return size(root)
+
+    def build(self, node: yaml.Node, path: PathKey) -> Any:
+        self.value_marks[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+        if node.tag not in SAFE_TAGS:
+            raise ArchspecError(
+                f"YAML tag {node.tag!r} is not allowed: specs use plain YAML values only",
+                self._loc(node),
+            )
+        if isinstance(node, yaml.ScalarNode):
+            return self.constructor.construct_object(node, deep=True)
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(child, path + (i,)) for i, child in enumerate(node.value)]
+        result: dict[str, Any] = {}
+        self.constructor.flatten_mapping(node)  # resolves YAML merge keys (<<)
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise ArchspecError("mapping keys must be plain names", self._loc(key_node))
+            key = self.constructor.construct_object(key_node)
+            if not isinstance(key, (str, int, float, bool)) or key is None:
+                raise ArchspecError("mapping keys must be plain names", self._loc(key_node))
+            key = str(key) if not isinstance(key, str) else key
+            if key in result:
+                raise ArchspecError(f"duplicate key {key!r}", self._loc(key_node))
+            self.key_marks[path + (key,)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            result[key] = self.build(value_node, path + (key,))
+        return result
+
+
+def parse_yaml(text: str, file: str = "<string>", path: Path | None = None) -> Document:
+    """Parse one YAML document safely, keeping the position of every key and value."""
+    if len(text.encode("utf-8", errors="replace")) > MAX_DOCUMENT_BYTES:
+        raise LimitError(
+            f"document is larger than {MAX_DOCUMENT_BYTES // 1024} KiB; archspec refuses it",
+            Location(file),
+        )
+    builder = _Builder(file)
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = Location(file, mark.line + 1, mark.column + 1) if mark else Location(file)
+        what = exc.problem or exc.context or "invalid YAML"
+        raise ArchspecError(f"YAML syntax: {what}", where) from None
+    except yaml.YAMLError as exc:
+        raise ArchspecError(f"YAML syntax: {exc}", Location(file)) from None
+    except RecursionError:
+        raise LimitError("YAML is nested too deeply", Location(file)) from None
+    if root is None:
+        return Document(file, None, path)
+    try:
+        if builder.expanded_size(root) > MAX_EXPANDED_NODES:
+            raise LimitError(
+                f"document expands to more than {MAX_EXPANDED_NODES:,} YAML nodes "
+                "(aliases included); archspec refuses it",
+                Location(file, root.start_mark.line + 1, root.start_mark.column + 1),
+            )
+        data = builder.build(root, ())
+    except RecursionError:
+        raise LimitError("YAML is nested too deeply", Location(file)) from None
+    except yaml.YAMLError as exc:
+        raise ArchspecError(f"YAML: {exc}", Location(file)) from None
+    return Document(file, data, path, builder.value_marks, builder.key_marks)
+
+
+def read_document(path: Path, shown_as: str | None = None) -> Document:
+    """Read and parse a YAML file, refusing oversized files before reading them."""
+    shown = shown_as or str(path)
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise ArchspecError(f"cannot read file: {exc.strerror}", Location(shown)) from None
+    if size > MAX_DOCUMENT_BYTES:
+        raise LimitError(
+            f"file is {size:,} bytes, larger than the {MAX_DOCUMENT_BYTES // 1024} KiB archspec accepts",
+            Location(shown),
+        )
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ArchspecError("file is not UTF-8 text", Location(shown)) from None
+    except OSError as exc:
+        raise ArchspecError(f"cannot read file: {exc.strerror}", Location(shown)) from None
+    return parse_yaml(text, shown, path.resolve())

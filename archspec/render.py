@@ -1,0 +1,207 @@
+"""Presentation of a Summary: rich table, markdown, CSV, JSON and the lecture-style --explain.
+
+Everything here reads the raw numbers of ``summary.py``; nothing here computes a figure.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+from rich import box
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+from .graph import INPUT
+from .layers import lookup
+from .summary import Summary
+
+FORMATS = ("table", "markdown", "csv", "json")
+
+
+def count(n: int) -> str:
+    """Exact count with thousands separators: 1,728."""
+    return f"{n:,}"
+
+
+def short(n: float) -> str:
+    """The lecture's rounding: 4096 stays, 150,528 -> 150K, 3,211,264 -> 3.2M (2 significant digits)."""
+    if n < 10_000:
+        return str(n)
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if n >= scale:
+            return f"{float(f'{n / scale:.2g}'):g}{unit}"
+    return str(n)
+
+
+def size(nbytes: int) -> str:
+    """Bytes in binary units: 527.79 MiB."""
+    value = float(nbytes)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.2f} {unit}"
+        value /= 1024
+    return f"{nbytes} B"
+
+
+def giga(n: int) -> str:
+    return f"{n / 1e9:.2f} G" if n >= 1e7 else f"{n / 1e6:.2f} M"
+
+
+def shape_text(shape) -> str:
+    return "×".join(str(d) for d in shape)
+
+
+def field_text(field) -> str:
+    if field is None:
+        return ""
+    h, w = field
+    return f"{h}" if h == w else f"{h}×{w}"
+
+
+COLUMNS = ("Layer", "Type", "Output shape", "Params", "Activations", "MACs", "RF")
+
+
+def _cells(row) -> list[str]:
+    kind = f"{row.type} {row.key_params}".strip()
+    return [row.path, kind, shape_text(row.output_shape), count(row.params), short(row.activations),
+            short(row.macs) if row.macs else "0", field_text(row.receptive_field)]
+
+
+def totals_lines(s: Summary) -> list[tuple[str, str]]:
+    t = s.totals
+    frozen = f", non-trainable {count(t.non_trainable_params)}" if t.non_trainable_params else ""
+    return [
+        ("Parameters", f"{count(t.params)} (trainable {count(t.trainable_params)}{frozen}) = "
+                       f"{size(t.param_bytes)} in {s.dtype}"),
+        ("Buffers (BN running stats)", f"{count(t.buffers)} = {size(t.buffer_bytes)}"),
+        (f"Input (batch {s.batch})", size(t.input_bytes)),
+        ("Forward activations (all outputs)", size(t.activation_bytes)),
+        ("Inference peak (freeing as it goes)", size(t.forward_peak_bytes)),
+        ("Saved for backward (training)", size(t.saved_bytes)),
+        ("Gradients", size(t.gradient_bytes)),
+        (f"Optimizer state ({s.optimizer})", size(t.optimizer_bytes)),
+        ("Training memory estimate", f"{size(t.training_bytes)}  (params + buffers + gradients + "
+                                     "optimizer + saved)"),
+        (f"MACs (multiply-accumulates, batch {s.batch})", f"{giga(t.macs)}MACs"),
+        ("FLOPs (= 2 × MACs)", f"{giga(t.flops)}FLOPs"),
+    ]
+
+
+def summary_table(s: Summary):
+    """A rich renderable: the per-layer table and the totals."""
+    title = f"{s.name}  input {shape_text(s.input)}  batch {s.batch}  {s.dtype}"
+    table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left", pad_edge=False)
+    for name in COLUMNS:
+        table.add_column(name, justify="right" if name in ("Params", "Activations", "MACs", "RF") else "left",
+                         no_wrap=name in ("Layer", "Output shape"))
+    table.add_row(INPUT, "input", shape_text(s.input), "0", short(_numel(s.input) * s.batch), "0", "1")
+    for row in s.rows:
+        table.add_row(*_cells(row))
+    totals = Table.grid(padding=(0, 2))
+    totals.add_column(style="bold")
+    totals.add_column()
+    for label, value in totals_lines(s):
+        totals.add_row(label, value)
+    return Group(table, totals)
+
+
+def _numel(shape) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
+def to_markdown(s: Summary) -> str:
+    lines = [f"**{s.name}** — input {shape_text(s.input)}, batch {s.batch}, {s.dtype}", "",
+             "| " + " | ".join(COLUMNS) + " |",
+             "|" + "|".join("---:" if c in ("Params", "Activations", "MACs", "RF") else "---" for c in COLUMNS) + "|"]
+    for row in s.rows:
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in _cells(row)) + " |")
+    lines += ["", "| Total | |", "|---|---|"]
+    lines += [f"| {label} | {value} |" for label, value in totals_lines(s)]
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(s: Summary) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["path", "type", "output_shape", "params", "trainable", "buffers", "activations", "macs",
+                     "receptive_field", "location"])
+    for r in s.rows:
+        writer.writerow([r.path, r.type, "x".join(map(str, r.output_shape)), r.params, r.trainable, r.buffers,
+                         r.activations, r.macs, "x".join(map(str, r.receptive_field or ())), r.location])
+    return out.getvalue()
+
+
+def to_json(s: Summary) -> str:
+    return json.dumps(s.to_dict(), indent=2) + "\n"
+
+
+# ------------------------------------------------------------------ --explain
+
+def _slide_shape(shape) -> str:
+    """The lecture writes H x W x C: [224x224x64]; flat tensors as [1x1xN]."""
+    if len(shape) == 3:
+        c, h, w = shape
+        return f"{h}x{w}x{c}"
+    return "1x1x" + "x".join(str(d) for d in shape)
+
+
+def _slide_label(node) -> str:
+    a = node.args
+    if node.type == "conv2d":
+        k = a["kernel"]
+        return f"CONV{k[0] if k[0] == k[1] else f'{k[0]}x{k[1]}'}-{a['out']}"
+    if lookup(node.type).family == "pool" and "kernel" in a:
+        k = a["kernel"]
+        return f"POOL{k[0] if k[0] == k[1] else f'{k[0]}x{k[1]}'}"
+    if node.type == "linear":
+        return "FC"
+    return node.type.upper()
+
+
+def _product(dims) -> str:
+    return "*".join(str(d) for d in dims)
+
+
+def explain_lines(s: Summary) -> list[str]:
+    """One line per layer with the arithmetic behind each figure, as seed 000's VGG slide.
+
+    ``CONV3-64: [224x224x64] memory: 224*224*64=3.2M weights: (3*3*3)*64 = 1,728 bias: 64``
+    Memory is per sample, as on the slide; MACs are added where a layer has any.
+    """
+    graph = s.graph
+    c, *spatial = s.input
+    hwc = (*spatial, c) if spatial else (c,)
+    lines = [f"INPUT: [{_slide_shape(s.input)}] memory: {_product(hwc)}={short(_numel(s.input))} weights: 0"]
+    for f in s.analysis.figures:
+        node = f.node
+        shape = node.shape
+        dims = (shape[1], shape[2], shape[0]) if len(shape) == 3 else shape
+        memory = f"{_product(dims)}={short(_numel(shape))}" if len(dims) > 1 else f"{shape[0]}"
+        if lookup(node.type).view:
+            memory += " (a view: no new memory)"
+        p = f.params
+        if p.weights:
+            formula = p.weight_formula
+            if node.type == "linear":
+                src = graph.node(node.inputs[0]) if node.inputs[0] != INPUT else None
+                if src is not None and src.type == "flatten":
+                    flat_in = graph.shape_of(src.inputs[0])
+                    if len(flat_in) == 3:  # as the slide: 7*7*512*4096
+                        formula = f"{flat_in[1]}*{flat_in[2]}*{flat_in[0]}*{node.args['out']}"
+            weights = f"weights: {formula} = {count(p.weights)}"
+            if node.type.startswith("batchnorm"):
+                weights = f"weights: gamma {count(p.weights)}"
+            if p.biases:
+                weights += f"  bias: {'beta ' if node.type.startswith('batchnorm') else ''}{count(p.biases)}"
+        else:
+            weights = "weights: 0"
+        line = f"{node.path}  {_slide_label(node)}: [{_slide_shape(shape)}] memory: {memory} {weights}"
+        if f.macs:
+            line += f"  MACs: {_product(dims)}*{f.macs // _numel(shape)} = {count(f.macs)}"
+        lines.append(line)
+    return lines

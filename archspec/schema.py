@@ -1,0 +1,239 @@
+"""The JSON Schema of the spec language, generated from the layer catalogue, and the schema pass
+of validation, which turns jsonschema's findings into one located message per problem.
+
+``schemas/archspec.schema.json`` is this module's output, committed for editors
+(yaml-language-server); a test fails when the two drift. Regenerate with ``archspec schema``.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .errors import Problem
+from .expand import ITEM_OPTIONS, NAME_RE, PARAM_TYPES, STRUCTURES
+from .layers import ALIASES, REGISTRY, did_you_mean, lookup
+from .layers.base import EXPRESSION_SCHEMA, ArgError
+from .loader import Document
+
+SCHEMA_ID = "https://archspec.dev/schemas/archspec.schema.json"
+METADATA_KEYS = {
+    "top1": {"type": "number", "description": "top-1 accuracy in percent, for archspec compare"},
+    "top5": {"type": "number", "description": "top-5 accuracy in percent"},
+    "dataset": {"type": "string"},
+    "paper": {"type": "string"},
+    "url": {"type": "string"},
+}
+
+
+def _int_or_expression(minimum: int) -> dict:
+    return {"anyOf": [{"type": "integer", "minimum": minimum}, EXPRESSION_SCHEMA]}
+
+
+def build_schema() -> dict:
+    """The whole spec-language schema (JSON Schema 2020-12)."""
+    layer_defs = {f"layer.{name}": layer.schema() for name, layer in sorted(REGISTRY.items())}
+    layer_props = {name: {"$ref": f"#/$defs/layer.{name}"} for name in sorted(REGISTRY)}
+    layer_props.update({alias: {"$ref": f"#/$defs/layer.{target}"} for alias, target in sorted(ALIASES.items())})
+    item_props = {
+        "name": {"type": "string", "pattern": NAME_RE.pattern, "description": "this item's name in paths"},
+        "from": {"description": "input(s): earlier names, or 'input'",
+                 "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}]},
+        "trainable": {"type": "boolean", "description": "false freezes every parameter inside"},
+        "doc": {"type": "string"},
+        "repeat": {"description": "copies of body, chained; body sees the copy's index as $i",
+                   **_int_or_expression(0)},
+        "body": {"$ref": "#/$defs/body"},
+        "index": {"type": "string", "pattern": NAME_RE.pattern, "default": "i"},
+        "parallel": {"type": "array", "minItems": 2, "items": {"$ref": "#/$defs/branch"},
+                     "description": "branches reading the same input, merged"},
+        "merge": {"enum": ["concat", "add"], "default": "concat"},
+        "residual": {"$ref": "#/$defs/body", "description": "main path; its output is added to the input"},
+        "shortcut": {"$ref": "#/$defs/body",
+                     "description": "projection used only where the main path changes the shape"},
+        **layer_props,
+    }
+    assert set(ITEM_OPTIONS) | set(STRUCTURES) | {k for v in STRUCTURES.values() for k in v} <= set(item_props)
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": SCHEMA_ID,
+        "title": "archspec: a convolutional network in YAML",
+        "type": "object",
+        "required": ["archspec"],
+        "dependentRequired": {"layers": ["input"]},
+        "additionalProperties": False,
+        "properties": {
+            "archspec": {"const": 1, "description": "spec language version"},
+            "name": {"type": "string"},
+            "doc": {"type": "string"},
+            "source": {"type": "string", "description": "where the architecture comes from"},
+            "metadata": {"type": "object", "properties": METADATA_KEYS},
+            "input": {"type": "array", "minItems": 1, "maxItems": 4, "items": _int_or_expression(1),
+                      "description": "one sample's shape, e.g. [3, 224, 224] for C, H, W"},
+            "params": {"type": "object", "propertyNames": {"pattern": NAME_RE.pattern},
+                       "additionalProperties": {"type": ["integer", "number", "string", "boolean"]},
+                       "description": "defaults, overridable with --set name=value"},
+            "imports": {"type": "array", "items": {"type": "string"},
+                        "description": "block libraries, relative to this file"},
+            "blocks": {"type": "object", "propertyNames": {"pattern": NAME_RE.pattern},
+                       "additionalProperties": {"$ref": "#/$defs/block"}},
+            "layers": {"$ref": "#/$defs/body"},
+        },
+        "$defs": {
+            "body": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/item"}},
+            "branch": {"anyOf": [
+                {"type": "array", "items": {"$ref": "#/$defs/item"}},
+                {"type": "object", "required": ["body"], "additionalProperties": False,
+                 "properties": {"name": {"type": "string", "pattern": NAME_RE.pattern},
+                                "body": {"type": "array", "items": {"$ref": "#/$defs/item"}}}},
+                {"$ref": "#/$defs/item_object"},
+            ]},
+            "item": {"anyOf": [{"type": "string"}, {"$ref": "#/$defs/item_object"}]},
+            "item_object": {
+                "type": "object",
+                "minProperties": 1,
+                "properties": item_props,
+                "dependentRequired": {"repeat": ["body"], "index": ["repeat"], "merge": ["parallel"],
+                                      "shortcut": ["residual"]},
+            },
+            "block": {
+                "type": "object",
+                "required": ["body"],
+                "additionalProperties": False,
+                "properties": {
+                    "doc": {"type": "string"},
+                    "params": {"type": "object", "propertyNames": {"pattern": NAME_RE.pattern},
+                               "additionalProperties": {"anyOf": [
+                                   {"type": ["integer", "number", "string", "boolean"]},
+                                   {"type": "object", "required": ["type"], "additionalProperties": False,
+                                    "properties": {"type": {"enum": sorted(PARAM_TYPES)}, "default": {},
+                                                   "doc": {"type": "string"}}}]}},
+                    "body": {"$ref": "#/$defs/body"},
+                },
+            },
+            **layer_defs,
+        },
+    }
+
+
+def schema_json() -> str:
+    return json.dumps(build_schema(), indent=2, sort_keys=False) + "\n"
+
+
+_VALIDATOR = None
+
+
+def _validator():
+    global _VALIDATOR
+    if _VALIDATOR is None:
+        from jsonschema import Draft202012Validator
+
+        _VALIDATOR = Draft202012Validator(build_schema())
+    return _VALIDATOR
+
+
+def check_document(document: Document) -> list[Problem]:
+    """Schema problems of one document, one located message each."""
+    if document.data is None:
+        return [Problem("the spec is empty", document.locate(()))]
+    problems: list[Problem] = []
+    seen: set[tuple] = set()
+    for error in _validator().iter_errors(document.data):
+        for leaf in _leaves(error):
+            problem = _problem(document, leaf)
+            key = (problem.location, problem.message)
+            if key not in seen:
+                seen.add(key)
+                problems.append(problem)
+    problems.sort(key=lambda p: (p.location.line, p.location.col) if p.location else (0, 0))
+    return problems
+
+
+def _leaves(error) -> list:
+    """The specific errors behind an anyOf/oneOf, ignoring the branch that allows $ expressions."""
+    if error.validator not in ("anyOf", "oneOf") or not error.context:
+        return [error]
+    instance = error.instance
+    if isinstance(instance, str) and "$" in instance:
+        return []  # an expression: checked once evaluated, during expansion
+    branches: dict[int, list] = {}
+    for sub in error.context:
+        branches.setdefault(sub.relative_schema_path[0], []).append(sub)
+    # the branch written for this kind of value (a mapping for an object branch, ...) explains best
+    def fits(subs) -> int:
+        schema_type = subs[0].schema.get("type") if isinstance(subs[0].schema, dict) else None
+        type_errors = sum(1 for s in subs if s.validator == "type")
+        return (type_errors, -max(len(s.absolute_path) for s in subs))
+
+    best = min(branches.values(), key=fits)
+    if all(s.validator == "type" for s in best) or len(error.context) == len([s for s in error.context if s.validator in ("type", "pattern")]):
+        return [error]  # no branch fits the value's kind: one message for the whole choice
+    out = []
+    for sub in best:
+        out.extend(_leaves(sub))
+    return out
+
+
+def _found(value: Any) -> str:
+    from .layers.base import _found as found
+
+    return found(value)
+
+
+def _arg_message(document: Document, path: tuple) -> str | None:
+    """For a layer argument, the catalogue's own message (the same wording expansion uses)."""
+    for i in range(len(path) - 1):
+        if isinstance(path[i], str) and lookup(path[i]) is not None and i + 1 < len(path) and isinstance(path[i + 1], str):
+            layer = lookup(path[i])
+            arg = layer.args.get(path[i + 1])
+            if arg is None:
+                return None
+            value = document.data
+            for key in path[:i + 2]:
+                value = value[key]
+            try:
+                arg.kind.coerce(value)
+            except ArgError as exc:
+                return f"{layer.name}.{path[i + 1]}: {exc}"
+            return None
+    return None
+
+
+def _problem(document: Document, error) -> Problem:
+    path = tuple(error.absolute_path)
+    where = document.locate(path)
+    v = error.validator
+    if v == "additionalProperties":
+        allowed = list(error.schema.get("properties", {}))
+        extras = [k for k in error.instance if k not in allowed]
+        key = extras[0] if extras else ""
+        context = f" in {path[-1]}" if path and isinstance(path[-1], str) else ""
+        return Problem(f"unknown key '{key}'{context}" + did_you_mean(key, allowed)
+                       + (f"; expected one of {', '.join(allowed)}" if len(allowed) <= 12 else ""),
+                       document.locate(path + (key,), key=True))
+    if v == "required":
+        missing = error.message.split("'")[1] if "'" in error.message else error.message
+        return Problem(f"missing required key '{missing}'", where)
+    if v == "dependentRequired":
+        return Problem(error.message.replace("is a dependency of", "is needed beside"), where)
+    message = _arg_message(document, path)
+    if message:
+        return Problem(message, where)
+    if v == "type":
+        wanted = error.validator_value
+        wanted = " or ".join(wanted) if isinstance(wanted, list) else wanted
+        wanted = {"array": "a list", "object": "a mapping", "integer": "an integer",
+                  "string": "a string", "number": "a number", "boolean": "true or false"}.get(wanted, wanted)
+        return Problem(f"expected {wanted}, found {_found(error.instance)}", where)
+    if v in ("enum", "const"):
+        options = error.validator_value if v == "enum" else [error.validator_value]
+        return Problem(f"expected {' or '.join(map(str, options))}, found {_found(error.instance)}"
+                       + did_you_mean(error.instance, [str(o) for o in options]), where)
+    if v in ("anyOf", "oneOf"):
+        return Problem(f"unexpected value {_found(error.instance)}", where)
+    if v == "pattern" and path and isinstance(path[-1], str) is False:
+        return Problem(f"not a valid name: {error.instance!r}", where)
+    if v == "pattern":
+        return Problem(f"{error.instance!r} is not a valid name: use letters, digits and _", where)
+    if v == "propertyNames":
+        return Problem(f"{error.instance!r} is not a valid name: use letters, digits and _", where)
+    return Problem(error.message, where)
