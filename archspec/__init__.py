@@ -3,7 +3,7 @@
 The analysis (``load``, ``validate``, ``expand``, ``summarize``) is pure Python and never
 imports torch.
 """
-from .api import check, expand, summarize, validate
+from .api import build, check, expand, summarize, validate
 from .errors import ArchspecError, LimitError, Location, Problem, SpecError, UsageError
 from .graph import Graph, Node
 from .infer import infer
@@ -14,5 +14,5 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ArchspecError", "Graph", "LimitError", "Location", "Node", "Problem", "Spec", "SpecError", "Summary",
-    "UsageError", "check", "expand", "infer", "load", "loads", "summarize", "validate", "__version__",
+    "UsageError", "build", "check", "expand", "infer", "load", "loads", "summarize", "validate", "__version__",
 ]

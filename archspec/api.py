@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from .errors import ArchspecError, Problem, SpecError, UsageError
+from .errors import ArchspecError, Location, Problem, SpecError, UsageError
 from .expand import expand as _expand
 from .graph import Graph
 from .schema import check_document
@@ -22,6 +22,18 @@ def check(spec: Spec) -> list[Problem]:
     return problems
 
 
+# keys holding lists of items or definitions: a problem with one of them says nothing of the others
+_CONTAINERS = {"layers", "body", "blocks", "residual", "shortcut", "parallel", "params", "imports"}
+
+
+def _same_part(a: Location, b: Location) -> bool:
+    """Whether two locations point into one part of one document (one path contains the other)."""
+    shorter = min(len(a.key_path), len(b.key_path))
+    if a.file != b.file or shorter == 0 or a.key_path[:shorter] != b.key_path[:shorter]:
+        return False
+    return a.key_path[shorter - 1] not in _CONTAINERS and not isinstance(a.key_path[shorter - 1], int)
+
+
 def expand(source, params: dict[str, Any] | None = None) -> Graph:
     """Load, schema-check and unroll a spec into a Graph with shapes; raises SpecError."""
     spec = load(source)
@@ -31,9 +43,11 @@ def expand(source, params: dict[str, Any] | None = None) -> Graph:
     except UsageError:
         raise
     except ArchspecError as exc:
-        # The schema pass and expansion can see the same mistake: keep one message per place.
-        reported = {p.location for p in problems}
-        problems += [p for p in exc.problems if p.location not in reported]
+        # The schema pass and expansion can see the same mistake: keep the schema's message for
+        # each part of the document it already reported on.
+        reported = [p.location for p in problems if p.location]
+        problems += [p for p in exc.problems
+                     if not any(p.location == r or (p.location and _same_part(p.location, r)) for r in reported)]
     if problems:
         problems.sort(key=lambda p: (p.location.file, p.location.line, p.location.col) if p.location else ("", 0, 0))
         raise SpecError(problems)
@@ -43,7 +57,12 @@ def expand(source, params: dict[str, Any] | None = None) -> Graph:
 def validate(source, params: dict[str, Any] | None = None) -> list[Problem]:
     """Every problem in a spec (YAML, schema, names, shapes), located; empty when it is valid."""
     try:
-        expand(source, params)
+        spec = load(source)
+        if "layers" not in spec.data and "blocks" in spec.data:  # a block library: nothing to unroll alone
+            return check(spec)
+        expand(spec, params)
+    except UsageError:
+        raise  # a wrong argument (an unknown --set name), not a problem of the spec: exit code 2
     except ArchspecError as exc:
         return list(exc.problems)
     return []
@@ -53,3 +72,13 @@ def summarize(source, batch: int = 1, dtype: str = "float32", depth: int | None 
               optimizer: str = "adam", **params: Any) -> Summary:
     """Per-layer figures and totals of a spec, analytically; ``params`` override the spec's."""
     return summarize_graph(expand(source, params), batch=batch, dtype=dtype, depth=depth, optimizer=optimizer)
+
+
+def build(source, seed: int | None = None, **params: Any):
+    """A torch.fx.GraphModule computing the spec (imports torch); ``params`` override the spec's.
+
+    ``seed`` makes the initial weights reproducible without touching torch's global RNG.
+    """
+    from .compiler import compile_graph
+
+    return compile_graph(expand(source, params), seed=seed)

@@ -11,6 +11,8 @@ class Location:
     file: str
     line: int = 0
     col: int = 0
+    # the part of the YAML document pointed at, e.g. ("layers", 3, "conv2d"); not part of equality
+    key_path: tuple = field(default=(), compare=False, repr=False)
 
     def __str__(self) -> str:
         if self.line:

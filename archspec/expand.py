@@ -18,6 +18,7 @@ from . import expr
 from .errors import ArchspecError, Collector, Location, UsageError
 from .graph import INPUT, Graph, Group, Node
 from .layers import ShapeError, did_you_mean, fmt_shape, lookup, all_type_names
+from .layers.base import _found
 from .loader import Document, PathKey
 from .spec import Spec, load
 
@@ -26,8 +27,10 @@ MAX_REPEAT = 10_000
 MAX_DIM = 1 << 24  # 16M along one axis
 MAX_SAMPLE_ELEMENTS = 1 << 34  # 16G elements in one sample's tensor
 MAX_LAYER_PARAMS = 1 << 36
+MAX_ITEMS = 2 * MAX_NODES  # items expanded, counting those that fail and so add no node
+MAX_NESTING = 100  # blocks, repeats, branches and residuals inside each other
 
-ITEM_OPTIONS = {"name", "from", "trainable", "doc"}
+ITEM_OPTIONS = {"name", "from", "trainable", "init", "doc"}
 STRUCTURES = {  # structural item key -> the keys that may accompany it
     "repeat": {"body", "index"},
     "parallel": {"merge"},
@@ -43,6 +46,23 @@ PARAM_TYPES = {
 }
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 FAILED = object()  # stands for the output of an item that could not be expanded
+# Messages the schema pass words the same way, so a mistake reads alike whichever pass reports it.
+INPUT_MESSAGE = ("input must be a list of 1 to 4 positive integers, e.g. [3, 224, 224] for C, H, W "
+                 "(the batch is not part of a spec)")
+ITEM_MESSAGE = "expected a layer (a name, or a mapping like {conv2d: {out: 64, kernel: 3}})"
+NAME_MESSAGE = "is not a valid name: use letters, digits and _, not starting with a digit"
+
+
+def args_not_mapping(kind: str, raw: Any) -> str:
+    """``conv2d: 16`` -> the message saying how to write it."""
+    layer = lookup(kind)
+    first = next(iter(layer.args), None) if layer else None
+    needed = [k for k, arg in layer.args.items() if arg.required] if layer else []
+    if raw is None and needed:  # `conv2d:` with nothing after it
+        return f"{kind} needs arguments: {', '.join(needed)}, e.g. {{{kind}: {{{needed[0]}: ...}}}}"
+    scalar = isinstance(raw, (int, float, str)) and not isinstance(raw, bool)
+    return (f"{kind}: expected a mapping of arguments, found {_found(raw)}"
+            + (f" (write {{{kind}: {{{first}: {raw!r}}}}})" if first and scalar else ""))
 
 
 class _TooBig(Exception):
@@ -60,6 +80,7 @@ class Scope:
     counters: Counter = field(default_factory=Counter)
     calls: tuple[str, ...] = ()  # block call stack, to refuse recursion
     trainable: bool = True
+    init: tuple | None = None  # the weight initialisation inherited by nodes inside
 
     def join(self, name: str) -> str:
         return f"{self.prefix}.{name}" if self.prefix else name
@@ -67,7 +88,7 @@ class Scope:
     def transparent(self, input: str, params: dict, trainable: bool) -> "Scope":
         """The same namespace (shared names and counters) with another input and parameters."""
         return Scope(self.prefix, params, input, self.document, self.parent, self.names, self.counters,
-                     self.calls, trainable)
+                     self.calls, trainable, self.init)
 
     def lookup(self, name: str) -> Any:
         scope: Scope | None = self
@@ -85,7 +106,7 @@ class Scope:
         return Scope(prefix, self.params if params is None else params, input,
                      document or self.document, self if lexical else None,
                      calls=self.calls if calls is None else calls,
-                     trainable=self.trainable if trainable is None else trainable)
+                     trainable=self.trainable if trainable is None else trainable, init=self.init)
 
 
 def parse_overrides(pairs: list[str] | dict | None) -> dict[str, Any]:
@@ -124,6 +145,10 @@ class _Expander:
         self.nodes: list[Node] = []
         self.shapes: dict[str, Any] = {}
         self.groups: dict[str, Group] = {}
+        self.spec_params: dict[str, Any] = {}
+        self.items = 0  # items expanded so far, against MAX_ITEMS
+        self.name_sites: dict[tuple, tuple] = {}  # (namespace id, name) -> (namespace, file, key path, where)
+        self.depth = 0  # bodies being expanded inside each other, against MAX_NESTING
 
     # ------------------------------------------------------------ helpers
 
@@ -159,9 +184,15 @@ class _Expander:
         if not isinstance(document.data, dict):
             raise ArchspecError("a spec is a YAML mapping with at least 'input' and 'layers'",
                                 document.locate(()))
+        if "layers" not in data and "blocks" in data:
+            raise ArchspecError("this file defines blocks but no 'layers': it is a block library, checked "
+                                "through a spec that imports it", document.locate(()))
         params = self.resolve_params(data.get("params") or {}, document)
+        self.spec_params = params  # what blocks see besides their own parameters
         input_shape = self.resolve_input(data.get("input"), params, document)
         top = Scope("", params, INPUT, document)
+        if "init" in data:
+            top.init = self.parse_init(data["init"], document, ("init",))
         self.shapes[INPUT] = input_shape
         layers = data.get("layers")
         output = None
@@ -174,6 +205,7 @@ class _Expander:
                 self.problems.add(
                     f"the spec expands to more than {MAX_NODES:,} layers; archspec refuses it",
                     document.locate(("layers",)))
+        self.apply_freeze(data.get("freeze"), document)
         self.problems.raise_if_any()
         assert isinstance(output, str)
         return Graph(
@@ -188,6 +220,27 @@ class _Expander:
             metadata=dict(data.get("metadata") or {}),
             file=self.spec.file,
         )
+
+    def apply_freeze(self, patterns: Any, document: Document) -> None:
+        """``freeze: [conv1, "layer1.*"]``: nodes whose path matches (or lies under a match) are frozen."""
+        import fnmatch
+
+        if patterns is None:
+            return
+        if isinstance(patterns, str):
+            patterns = [patterns]
+        if not isinstance(patterns, list):
+            return  # the schema pass reports the type
+        for i, pattern in enumerate(patterns):
+            if not isinstance(pattern, str):
+                continue
+            hits = [n for n in self.nodes if fnmatch.fnmatchcase(n.path, pattern)
+                    or fnmatch.fnmatchcase(n.path, pattern + ".*")]
+            if not hits:
+                self.error(f"freeze: '{pattern}' matches no layer" + did_you_mean(pattern, self.groups or
+                           [n.path for n in self.nodes]), document.locate(("freeze", i)))
+            for node in hits:
+                node.trainable = False
 
     def resolve_params(self, declared: Any, document: Document) -> dict[str, Any]:
         if not isinstance(declared, dict):
@@ -218,9 +271,11 @@ class _Expander:
             self.problems.raise_if_any()
         if not isinstance(value, list) or not value or len(value) > 4 or not all(
                 isinstance(d, int) and not isinstance(d, bool) for d in value):
-            raise ArchspecError(
-                "input must be a list of 1 to 4 positive integers, e.g. [3, 224, 224] for C, H, W "
-                f"(the batch is not part of a spec); found {raw!r}", where)
+            raise ArchspecError(f"{INPUT_MESSAGE}; found {_found(raw)}", where)
+        for i, d in enumerate(value):  # where the schema pass cannot see it: a $ expression
+            if d <= 0:
+                self.error(f"input: expected an integer >= 1, found {d}", document.locate(("input", i)))
+        self.problems.raise_if_any()
         shape = tuple(value)
         self.check_size(shape, where, INPUT)
         self.problems.raise_if_any()
@@ -245,11 +300,19 @@ class _Expander:
         ``collapse_into``: a namespace holding a single item gives it the namespace's own path
         (a block whose body is one repeat *is* that repeat), so paths stay short.
         """
-        current = start
-        for index, item in enumerate(items):
-            path = collapse_into if (collapse_into is not None and len(items) == 1) else None
-            current = self.expand_item(item, scope, key_path + (index,), current, path)
-        return current
+        if self.depth >= MAX_NESTING:
+            self.error(f"blocks, repeats, branches and residuals nest more than {MAX_NESTING} deep here; "
+                       "archspec refuses it", scope.document.locate(key_path), scope.prefix)
+            return FAILED
+        self.depth += 1
+        try:
+            current = start
+            for index, item in enumerate(items):
+                path = collapse_into if (collapse_into is not None and len(items) == 1) else None
+                current = self.expand_item(item, scope, key_path + (index,), current, path)
+            return current
+        finally:
+            self.depth -= 1
 
     def expand_item(self, item: Any, scope: Scope, kp: PathKey, current: Any, path: str | None) -> Any:
         doc = scope.document
@@ -277,24 +340,30 @@ class _Expander:
                 return FAILED
             raw, options = item.get(kind), {k: item[k] for k in item if k in ITEM_OPTIONS}
         else:
-            self.error(f"expected a layer (a name, or a mapping like {{conv2d: {{out: 64, kernel: 3}}}}), "
-                       f"found {type(item).__name__}", where)
+            self.error(f"{ITEM_MESSAGE}, found {_found(item)}", where)
             return FAILED
         if not isinstance(kind, str):
             self.error("a layer type must be a name", where)
             return FAILED
-        if len(self.nodes) > MAX_NODES:
+        self.items += 1
+        if len(self.nodes) > MAX_NODES or self.items > MAX_ITEMS:
             raise _TooBig()
 
         local = self.local_name(kind, options, scope, kp)
         if local is None:
             return FAILED
         full = path if path is not None else scope.join(local)
-        inputs = self.resolve_from(options.get("from"), scope, kp, current)
+        inputs = self.resolve_from(options.get("from"), scope, kp, current, full)
         trainable = options.get("trainable", scope.trainable)
         if not isinstance(trainable, bool):
             self.error("trainable: expected true or false", doc.locate(kp + ("trainable",)))
             trainable = True
+        if "init" in options:
+            scheme = self.parse_init(options["init"], doc, kp + ("init",))
+            if scheme is None:
+                return FAILED
+            scope = scope.transparent(scope.input, scope.params, scope.trainable)
+            scope.init = scheme
 
         if kind == "repeat" and "name" not in options and path is None:
             out = self.expand_repeat(item, scope, kp, None, inputs, trainable, local)
@@ -318,27 +387,35 @@ class _Expander:
             name = options["name"]
             where = doc.locate(kp + ("name",))
             if not isinstance(name, str) or not NAME_RE.match(name) or keyword.iskeyword(name):
-                self.error(f"name {name!r} is not a valid name: use letters, digits and _, "
-                           "not starting with a digit", where)
+                self.error(f"name {name!r} {NAME_MESSAGE}", where)
                 return None
             if name == INPUT:
                 self.error("'input' is reserved for the input of a block or spec", where)
                 return None
-            if name in scope.names:
+            first = self.name_sites.get((id(scope.names), name))
+            if first is not None and first[0] is not scope.names:
+                first = None  # a namespace since freed, whose id was reused
+            if name in scope.names and first is not None and first[1:3] == (doc.file, kp):
                 self.error(f"name '{name}' is used twice in the same block (inside an unnamed repeat, "
                            "every copy shares one namespace: name the repeat)", where)
                 return None
+            if name in scope.names:
+                at = first[3] if first else "earlier"
+                self.error(f"name '{name}' is used twice in the same namespace (first at {at}); names are "
+                           "unique within a spec, a block, a branch or a copy of a named repeat", where)
+                return None
+            self.name_sites[(id(scope.names), name)] = (scope.names, doc.file, kp, where)
             return name
         layer = lookup(kind)
         stem = layer.stem if layer else ("add" if kind == "residual" else kind)
-        sep = "_" if stem[-1].isdigit() else ""  # block conv3 -> conv3_1, conv3_2
+        sep = "_" if stem[-1:].isdigit() else ""  # block conv3 -> conv3_1, conv3_2 (stem '' for a key '')
         while True:  # conv1, conv2, ...: explicit names already taken are skipped
             scope.counters[stem] += 1
             candidate = f"{stem}{sep}{scope.counters[stem]}"
             if candidate not in scope.names:
                 return candidate
 
-    def resolve_from(self, raw: Any, scope: Scope, kp: PathKey, current: Any) -> list[Any]:
+    def resolve_from(self, raw: Any, scope: Scope, kp: PathKey, current: Any, path: str = "") -> list[Any]:
         if raw is None:
             return [current]
         names = raw if isinstance(raw, list) else [raw]
@@ -346,7 +423,7 @@ class _Expander:
         for i, name in enumerate(names):
             where = scope.document.locate(kp + ("from",) + ((i,) if isinstance(raw, list) else ()))
             if not isinstance(name, str):
-                self.error(f"from: expected a node name, found {name!r}", where)
+                self.error(f"from: expected a node name, found {name!r}", where, path)
                 result.append(FAILED)
                 continue
             target = scope.lookup(name)
@@ -354,7 +431,7 @@ class _Expander:
                 visible = self.visible_names(scope)
                 self.error(f"from: undefined name '{name}'" + did_you_mean(name, visible)
                            + (" (inputs must come from earlier items, so graphs cannot have cycles)"
-                              if name in self.later_names(scope, kp) else ""), where)
+                              if name in self.later_names(scope, kp) else ""), where, path)
                 result.append(FAILED)
             else:
                 result.append(target)
@@ -387,9 +464,7 @@ class _Expander:
         where = doc.locate(kp)
         args_kp = kp + (kind,)
         if raw is not None and not isinstance(raw, dict):
-            self.error(f"{kind}: expected a mapping of arguments, found {raw!r}"
-                       + (f" (write {{{kind}: {{{next(iter(layer.args))}: {raw!r}}}}})" if layer.args else ""),
-                       doc.locate(args_kp), path)
+            self.error(args_not_mapping(kind, raw), doc.locate(args_kp), path)
             return FAILED
         args = self.evaluate(raw or {}, scope.params, doc, args_kp, path)
         if args is FAILED:
@@ -397,7 +472,7 @@ class _Expander:
         coerced, problems = layer.coerce_args(args)
         for key, message in problems:
             # unknown keys are pointed at the key, wrong values at the value (as the schema pass does)
-            at = doc.locate(args_kp + (key,), key=key not in layer.args) if key else where
+            at = doc.locate(args_kp + (key,), key=key not in layer.args) if key else doc.locate(args_kp)
             self.error(message, at, path)
         if problems:
             return FAILED
@@ -428,8 +503,17 @@ class _Expander:
         self.shapes[path] = shape
         if shape is None:
             return path  # known to have failed; later layers skip their shape checks
-        self.nodes.append(Node(path, layer.name, coerced, list(inputs), shape, where, trainable))
+        self.nodes.append(Node(path, layer.name, coerced, list(inputs), shape, where, trainable, scope.init))
         return path
+
+    def parse_init(self, value: Any, document: Document, key_path: PathKey):
+        from . import init
+
+        try:
+            return init.parse(value)
+        except ValueError as exc:
+            self.error(str(exc), document.locate(key_path))
+            return None
 
     # ------------------------------------------------------------ blocks
 
@@ -465,15 +549,10 @@ class _Expander:
         if not isinstance(body, list) or not body:
             self.error(f"block '{name}' has no body (a list of layers)", block.location, path)
             return FAILED
-        globals_ = self.spec_params()
-        inner = scope.child(path, inputs[0], params={**globals_, **bound}, lexical=False,
+        inner = scope.child(path, inputs[0], params={**self.spec_params, **bound}, lexical=False,
                             document=block.document, calls=scope.calls + (name,), trainable=trainable)
         self.groups[path] = Group(path, "block", name, where)
         return self.expand_items(body, inner, body_kp, inputs[0], collapse_into=path)
-
-    def spec_params(self) -> dict[str, Any]:
-        data = self.spec.data.get("params") or {}
-        return {k: self.overrides.get(k, v) for k, v in data.items()} if isinstance(data, dict) else {}
 
     def bind_params(self, name, declared, call_args, block, doc, args_kp, where, path) -> dict | None:
         bound, ok = {}, True
@@ -488,7 +567,11 @@ class _Expander:
             if key in call_args:
                 value = call_args[key]
             elif not required:
-                value = default
+                value = self.evaluate(default, {**self.spec_params, **bound}, block.document,
+                                      block.key_path + ("params", key), path)
+                if value is FAILED:
+                    ok = False
+                    continue
             else:
                 self.error(f"block '{name}' needs parameter '{key}' ({type_name})", where, path)
                 ok = False
@@ -537,7 +620,8 @@ class _Expander:
                 current = self.expand_items(body, inner, kp + ("body",), current)
             return current
         # A named repeat is a namespace of numbered copies, as torchvision's layer1.0, layer1.1.
-        self.groups[path] = Group(path, "repeat", f"×{times}", doc.locate(kp))
+        # a block whose body is this one repeat keeps its block name as the label
+        self.groups.setdefault(path, Group(path, "repeat", f"×{times}", doc.locate(kp)))
         for k in range(times):
             if current is FAILED:
                 return FAILED

@@ -82,12 +82,16 @@ def evaluate(value: str, scope: Mapping[str, Any]) -> Any:
         raise ExpressionError(f"empty expression {value!r}")
     try:
         tree = ast.parse(text, mode="eval")
+        return _Interpreter(scope).visit(tree.body)
     except SyntaxError as exc:
         raise ExpressionError(f"cannot parse expression {value!r}: {exc.msg}") from None
-    return _Interpreter(scope).visit(tree.body)
+    except (RecursionError, MemoryError):
+        raise ExpressionError("expression is nested too deeply") from None
 
 
 def _checked(result: Any) -> Any:
+    if isinstance(result, complex):  # (-8) ** 0.5
+        raise ExpressionError("expression result is not a real number")
     if isinstance(result, (int, float)) and not isinstance(result, bool):
         if isinstance(result, float) and not math.isfinite(result):
             raise ExpressionError("expression result is not a finite number")
@@ -181,6 +185,8 @@ class _Interpreter:
         if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS or node.keywords:
             raise ExpressionError("only min, max, abs, int, round, ceil and floor may be called")
         args = [self.visit(arg) for arg in node.args]
+        if node.func.id == "round" and len(args) > 1 and isinstance(args[1], int) and abs(args[1]) > 64:
+            raise ExpressionError("round(): too many digits")  # round(1, -10**18) would compute 10**10**18
         try:
             return _checked(FUNCTIONS[node.func.id](*args))
         except (TypeError, ValueError, OverflowError) as exc:

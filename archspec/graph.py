@@ -21,6 +21,7 @@ class Node:
     shape: Shape  # output shape of one sample
     location: Location
     trainable: bool = True
+    init: tuple | None = None  # (scheme, arguments) from archspec.init, None = torch's default
 
     @property
     def name(self) -> str:

@@ -72,17 +72,26 @@ def saved_bytes(analysis: Analysis, batch: int, itemsize: int) -> int:
     """Bytes autograd keeps for backward in one training step: distinct storages, no parameters.
 
     Activations saved by two layers (a conv's input that is also the previous ReLU's output)
-    are counted once, as they are one tensor in memory.
+    are counted once, as they are one tensor in memory. Autograd records a layer only when
+    something it computes with needs a gradient, so frozen layers before the first trainable
+    one save nothing.
     """
     graph = analysis.graph
     owner = storage_of(graph)
     sizes = {INPUT: math.prod(graph.input_shape)}
     for f in analysis.figures:
         sizes[f.path] = math.prod(f.node.shape)
+    needs_grad = {INPUT: False}  # the data needs no gradient
     kept: set[str] = set()
     total = 0
     for f in analysis.figures:
+        trains = f.node.trainable and f.params.total > 0
+        needs_grad[f.path] = trains or any(needs_grad[i] for i in f.node.inputs)
+        if not needs_grad[f.path]:
+            continue
         for i, s in enumerate(f.saved):
+            if s.only_if_trained and not trains:
+                continue
             if s.what == "own":
                 count = s.numel * (batch if s.per_batch else 1)
                 total += count * (s.itemsize or itemsize)
@@ -94,7 +103,10 @@ def saved_bytes(analysis: Analysis, batch: int, itemsize: int) -> int:
 
 
 def forward_peak_bytes(analysis: Analysis, batch: int, itemsize: int) -> int:
-    """Peak activation memory of an inference pass that frees each tensor after its last use."""
+    """Peak activation memory of an inference pass that frees each tensor after its last use.
+
+    The input stays alive to the end: the caller holds it.
+    """
     graph = analysis.graph
     owner = storage_of(graph)
     last_use: dict[str, int] = {}
@@ -102,6 +114,7 @@ def forward_peak_bytes(analysis: Analysis, batch: int, itemsize: int) -> int:
         for src in node.inputs:
             last_use[owner[src]] = step
     last_use[owner[graph.output]] = len(graph.nodes)
+    last_use[INPUT] = len(graph.nodes)
     size = {INPUT: math.prod(graph.input_shape)}
     live = size[INPUT]
     peak = live

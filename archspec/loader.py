@@ -17,6 +17,7 @@ from .errors import ArchspecError, LimitError, Location
 MAX_DOCUMENT_BYTES = 1 << 20  # 1 MiB: far beyond any hand-written network
 MAX_EXPANDED_NODES = 100_000  # YAML nodes after alias expansion
 MAX_IMPORT_DEPTH = 32
+MAX_NESTING = 64  # YAML levels: a hand-written spec rarely nests 15 deep
 
 SAFE_TAGS = {
     "tag:yaml.org,2002:" + name
@@ -38,18 +39,43 @@ class Document:
 
     def locate(self, path: PathKey = (), key: bool = False) -> Location:
         """Location of the value (or its key) at ``path``, or of the nearest enclosing part."""
-        path = tuple(path)
+        asked = path = tuple(path)
         marks = self.key_marks if key else self.value_marks
         while True:
             if path in marks:
                 line, col = marks[path]
-                return Location(self.file, line, col)
+                return Location(self.file, line, col, asked)
             if path in self.value_marks:
                 line, col = self.value_marks[path]
-                return Location(self.file, line, col)
+                return Location(self.file, line, col, asked)
             if not path:
-                return Location(self.file, 1, 1)
+                return Location(self.file, 1, 1, asked)
             path = path[:-1]
+
+
+class _Loader(yaml.SafeLoader):
+    """The safe loader, refusing documents nested more than MAX_NESTING levels as it composes them
+    (before Python's own recursion limit would stop it somewhere less helpful)."""
+
+    file = "<string>"
+    depth = 0
+
+    def compose_node(self, parent, index):
+        self.depth += 1
+        try:
+            if self.depth > MAX_NESTING:
+                mark = self.peek_event().start_mark
+                raise LimitError(f"YAML is nested more than {MAX_NESTING} levels deep; archspec refuses it",
+                                 Location(self.file, mark.line + 1, mark.column + 1))
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+
+def _position(text: str, index: int) -> tuple[int, int]:
+    """(line, col) of a character offset, for errors that carry no YAML mark."""
+    before = text[:index]
+    return before.count("\n") + 1, index - (before.rfind("\n") + 1) + 1
 
 
 class _Builder:
@@ -75,7 +101,8 @@ class _Builder:
             if key in sizes:
                 return sizes[key]
             if key in on_stack:  # a recursive alias expands forever
-                raise LimitError("recursive YAML alias", self._loc(node))
+                raise LimitError("recursive YAML alias: the value anchored here contains an alias of itself",
+                                 self._loc(node))
             on_stack.add(key)
             total = 1
             if isinstance(node, yaml.SequenceNode):
@@ -91,8 +118,12 @@ class _Builder:
     def build(self, node: yaml.Node, path: PathKey) -> Any:
         self.value_marks[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
         if node.tag not in SAFE_TAGS:
+            if node.tag == "tag:yaml.org,2002:timestamp" and isinstance(node, yaml.ScalarNode):
+                raise ArchspecError(f"YAML reads {node.value} as a date, which specs do not use; "
+                                    f"quote it: \"{node.value}\"", self._loc(node))
+            tag = node.tag.replace("tag:yaml.org,2002:", "!!")
             raise ArchspecError(
-                f"YAML tag {node.tag!r} is not allowed: specs use plain YAML values only",
+                f"YAML tag {tag} is not allowed: specs use plain YAML values only",
                 self._loc(node),
             )
         if isinstance(node, yaml.ScalarNode):
@@ -123,17 +154,35 @@ def parse_yaml(text: str, file: str = "<string>", path: Path | None = None) -> D
             Location(file),
         )
     builder = _Builder(file)
+    loader = None
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        loader = _Loader(text)  # checks that every character is allowed in YAML
+        loader.file = file
+        root = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = Location(file, mark.line + 1, mark.column + 1) if mark else Location(file)
         what = exc.problem or exc.context or "invalid YAML"
+        start = exc.context_mark
+        if exc.problem == "but found another document":
+            what, start = "a spec is one YAML document; found a second one (after ---)", None
+        if exc.problem and exc.context and start and mark and start.line != mark.line:
+            what += f" ({exc.context} started at line {start.line + 1}, column {start.column + 1})"
+        if mark and text[mark.index:mark.index + 1] == "{" and text[mark.index - 1:mark.index] == "$":
+            what += "; inside {...}, quote a ${...} expression: \"${...}\""
         raise ArchspecError(f"YAML syntax: {what}", where) from None
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow; it has no mark
+        line, col = _position(text, exc.position)
+        what = f"U+{exc.character:04X}" if isinstance(exc.character, int) else repr(exc.character)
+        raise ArchspecError(f"YAML syntax: character {what} is not allowed in YAML text",
+                            Location(file, line, col)) from None
     except yaml.YAMLError as exc:
-        raise ArchspecError(f"YAML syntax: {exc}", Location(file)) from None
+        raise ArchspecError(f"YAML syntax: {exc}", Location(file, 1, 1)) from None
     except RecursionError:
-        raise LimitError("YAML is nested too deeply", Location(file)) from None
+        raise LimitError("YAML is nested too deeply", Location(file, 1, 1)) from None
+    finally:
+        if loader is not None:
+            loader.dispose()
     if root is None:
         return Document(file, None, path)
     try:
@@ -145,9 +194,11 @@ def parse_yaml(text: str, file: str = "<string>", path: Path | None = None) -> D
             )
         data = builder.build(root, ())
     except RecursionError:
-        raise LimitError("YAML is nested too deeply", Location(file)) from None
+        raise LimitError("YAML is nested too deeply", Location(file, 1, 1)) from None
     except yaml.YAMLError as exc:
-        raise ArchspecError(f"YAML: {exc}", Location(file)) from None
+        mark = getattr(exc, "problem_mark", None)
+        where = Location(file, mark.line + 1, mark.column + 1) if mark else Location(file, 1, 1)
+        raise ArchspecError(f"YAML: {getattr(exc, 'problem', None) or exc}", where) from None
     return Document(file, data, path, builder.value_marks, builder.key_marks)
 
 

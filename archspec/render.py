@@ -45,8 +45,9 @@ def size(nbytes: int) -> str:
     return f"{nbytes} B"
 
 
-def giga(n: int) -> str:
-    return f"{n / 1e9:.2f} G" if n >= 1e7 else f"{n / 1e6:.2f} M"
+def giga(n: int, scale_of: int | None = None) -> str:
+    """2 decimals in G (or M for small networks); ``scale_of`` picks the unit so figures compare."""
+    return f"{n / 1e9:.2f} G" if (scale_of if scale_of is not None else n) >= 1e7 else f"{n / 1e6:.2f} M"
 
 
 def shape_text(shape) -> str:
@@ -69,6 +70,10 @@ def _cells(row) -> list[str]:
             short(row.macs) if row.macs else "0", field_text(row.receptive_field)]
 
 
+def _input_cells(s: Summary) -> list[str]:
+    return [INPUT, "input", shape_text(s.input), "0", short(_numel(s.input) * s.batch), "0", "1"]
+
+
 def totals_lines(s: Summary) -> list[tuple[str, str]]:
     t = s.totals
     frozen = f", non-trainable {count(t.non_trainable_params)}" if t.non_trainable_params else ""
@@ -85,7 +90,7 @@ def totals_lines(s: Summary) -> list[tuple[str, str]]:
         ("Training memory estimate", f"{size(t.training_bytes)}  (params + buffers + gradients + "
                                      "optimizer + saved)"),
         (f"MACs (multiply-accumulates, batch {s.batch})", f"{giga(t.macs)}MACs"),
-        ("FLOPs (= 2 × MACs)", f"{giga(t.flops)}FLOPs"),
+        ("FLOPs (= 2 × MACs)", f"{giga(t.flops, scale_of=t.macs)}FLOPs"),
     ]
 
 
@@ -96,7 +101,7 @@ def summary_table(s: Summary):
     for name in COLUMNS:
         table.add_column(name, justify="right" if name in ("Params", "Activations", "MACs", "RF") else "left",
                          no_wrap=name in ("Layer", "Output shape"))
-    table.add_row(INPUT, "input", shape_text(s.input), "0", short(_numel(s.input) * s.batch), "0", "1")
+    table.add_row(*_input_cells(s))
     for row in s.rows:
         table.add_row(*_cells(row))
     totals = Table.grid(padding=(0, 2))
@@ -118,6 +123,7 @@ def to_markdown(s: Summary) -> str:
     lines = [f"**{s.name}** — input {shape_text(s.input)}, batch {s.batch}, {s.dtype}", "",
              "| " + " | ".join(COLUMNS) + " |",
              "|" + "|".join("---:" if c in ("Params", "Activations", "MACs", "RF") else "---" for c in COLUMNS) + "|"]
+    lines.append("| " + " | ".join(_input_cells(s)) + " |")
     for row in s.rows:
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in _cells(row)) + " |")
     lines += ["", "| Total | |", "|---|---|"]

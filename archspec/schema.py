@@ -10,9 +10,11 @@ import json
 from typing import Any
 
 from .errors import Problem
-from .expand import ITEM_OPTIONS, NAME_RE, PARAM_TYPES, STRUCTURES
+from .expand import (INPUT_MESSAGE, ITEM_MESSAGE, ITEM_OPTIONS, NAME_MESSAGE, NAME_RE, PARAM_TYPES, STRUCTURES,
+                     args_not_mapping)
 from .layers import ALIASES, REGISTRY, did_you_mean, lookup
 from .layers.base import EXPRESSION_SCHEMA, ArgError
+from .init import schema as init_schema
 from .loader import Document
 
 SCHEMA_ID = "https://archspec.dev/schemas/archspec.schema.json"
@@ -39,6 +41,7 @@ def build_schema() -> dict:
         "from": {"description": "input(s): earlier names, or 'input'",
                  "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}]},
         "trainable": {"type": "boolean", "description": "false freezes every parameter inside"},
+        "init": init_schema(),
         "doc": {"type": "string"},
         "repeat": {"description": "copies of body, chained; body sees the copy's index as $i",
                    **_int_or_expression(0)},
@@ -72,6 +75,10 @@ def build_schema() -> dict:
             "params": {"type": "object", "propertyNames": {"pattern": NAME_RE.pattern},
                        "additionalProperties": {"type": ["integer", "number", "string", "boolean"]},
                        "description": "defaults, overridable with --set name=value"},
+            "init": init_schema(),
+            "freeze": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}],
+                       "description": "freeze layers whose path matches a pattern (fnmatch; a block's name "
+                                      "freezes everything inside)"},
             "imports": {"type": "array", "items": {"type": "string"},
                         "description": "block libraries, relative to this file"},
             "blocks": {"type": "object", "propertyNames": {"pattern": NAME_RE.pattern},
@@ -161,11 +168,19 @@ def _leaves(error) -> list:
     # the branch written for this kind of value (a mapping for an object branch, ...) explains best
     def fits(subs) -> int:
         schema_type = subs[0].schema.get("type") if isinstance(subs[0].schema, dict) else None
-        type_errors = sum(1 for s in subs if s.validator == "type")
+        # an enum of scalars refuses a mapping or list as surely as a type does (init: {xavir: ...})
+        type_errors = sum(1 for s in subs if s.validator == "type" or (
+            s.validator == "enum" and isinstance(s.instance, (dict, list))
+            and not any(isinstance(o, (dict, list)) for o in s.validator_value)))
         return (type_errors, -max(len(s.absolute_path) for s in subs))
 
     best = min(branches.values(), key=fits)
-    if all(s.validator == "type" for s in best) or len(error.context) == len([s for s in error.context if s.validator in ("type", "pattern")]):
+    depth = len(error.absolute_path)
+
+    def refuses_kind(s) -> bool:  # the value itself (not something inside it) has the wrong type or form
+        return s.validator in ("type", "pattern") and len(s.absolute_path) == depth
+
+    if all(refuses_kind(s) for s in best) or all(refuses_kind(s) for s in error.context):
         return [error]  # no branch fits the value's kind: one message for the whole choice
     out = []
     for sub in best:
@@ -210,30 +225,71 @@ def _problem(document: Document, error) -> Problem:
         return Problem(f"unknown key '{key}'{context}" + did_you_mean(key, allowed)
                        + (f"; expected one of {', '.join(allowed)}" if len(allowed) <= 12 else ""),
                        document.locate(path + (key,), key=True))
+    key = f"{path[-1]}: " if path and isinstance(path[-1], str) else (
+        f"{path[-2]}: " if len(path) > 1 and isinstance(path[-2], str) else "")
     if v == "required":
         missing = error.message.split("'")[1] if "'" in error.message else error.message
+        layer = lookup(path[-1]) if path and isinstance(path[-1], str) else None
+        if layer is not None and missing in layer.args:  # the catalogue's wording, as expansion says it
+            return Problem(f"{layer.name} needs '{missing}' ({layer.args[missing].doc})", where)
+        if path == () and missing == "archspec":
+            return Problem("missing required key 'archspec': start the spec with archspec: 1 "
+                           "(the version of the spec language)", where)
         return Problem(f"missing required key '{missing}'", where)
     if v == "dependentRequired":
         return Problem(error.message.replace("is a dependency of", "is needed beside"), where)
     message = _arg_message(document, path)
     if message:
         return Problem(message, where)
+    found = _found(error.instance)
+    if v == "type" and path == ():
+        return Problem(f"a spec is a YAML mapping (archspec: 1, input: [...], layers: [...]), found {found}", where)
     if v == "type":
-        wanted = error.validator_value
-        wanted = " or ".join(wanted) if isinstance(wanted, list) else wanted
-        wanted = {"array": "a list", "object": "a mapping", "integer": "an integer",
-                  "string": "a string", "number": "a number", "boolean": "true or false"}.get(wanted, wanted)
-        return Problem(f"expected {wanted}, found {_found(error.instance)}", where)
+        if len(path) > 1 and isinstance(path[-1], str) and isinstance(path[-2], int) and lookup(path[-1]):
+            return Problem(args_not_mapping(path[-1], error.instance), where)  # conv2d: 16
+        wanted = error.validator_value if isinstance(error.validator_value, list) else [error.validator_value]
+        if "number" in wanted:  # an integer is a number
+            wanted = [w for w in wanted if w != "integer"]
+        wanted = " or ".join(_TYPE_WORDS.get(w, w) for w in wanted)
+        return Problem(f"expected {wanted}, found {found}", where)
     if v in ("enum", "const"):
         options = error.validator_value if v == "enum" else [error.validator_value]
-        return Problem(f"expected {' or '.join(map(str, options))}, found {_found(error.instance)}"
+        what = " (the version of the spec language)" if path == ("archspec",) else ""
+        return Problem(f"{key}expected {' or '.join(map(str, options))}{what}, found {found}"
                        + did_you_mean(error.instance, [str(o) for o in options]), where)
     if v in ("anyOf", "oneOf"):
-        return Problem(f"unexpected value {_found(error.instance)}", where)
-    if v == "pattern" and path and isinstance(path[-1], str) is False:
-        return Problem(f"not a valid name: {error.instance!r}", where)
-    if v == "pattern":
-        return Problem(f"{error.instance!r} is not a valid name: use letters, digits and _", where)
-    if v == "propertyNames":
-        return Problem(f"{error.instance!r} is not a valid name: use letters, digits and _", where)
+        choices = error.validator_value
+        if {"$ref": "#/$defs/item_object"} in choices:
+            return Problem(f"{ITEM_MESSAGE}, found {found}", where)
+        words = ["a $ expression" if c == EXPRESSION_SCHEMA else _TYPE_WORDS.get(c.get("type"))
+                 if isinstance(c.get("type"), str) else None for c in choices]
+        if all(words):
+            return Problem(f"{key}expected {' or '.join(dict.fromkeys(words))}, found {found}", where)
+        return Problem(f"{key}unexpected value {found}", where)
+    if v in ("minItems", "maxItems"):
+        n = error.validator_value
+        if path == ("input",):
+            return Problem(f"{INPUT_MESSAGE}; found {found}", where)
+        if path and path[-1] == "parallel" and v == "minItems":
+            return Problem(f"parallel needs at least {n} branches, found {len(error.instance)}", where)
+        bound = "at least" if v == "minItems" else "at most"
+        return Problem(f"{key}expected {bound} {n} item{'s' if n != 1 else ''}, found {len(error.instance)}", where)
+    if v == "minProperties" and path and isinstance(path[-1], int):
+        return Problem(f"{ITEM_MESSAGE}, found an empty mapping", where)
+    if v in ("minimum", "maximum"):
+        kind = "an integer" if isinstance(error.instance, int) else "a number"
+        sign = ">=" if v == "minimum" else "<="
+        return Problem(f"{key}expected {kind} {sign} {error.validator_value}, found {error.instance}", where)
+    if v == "pattern" and path and path[-1] == "name":
+        return Problem(f"name {error.instance!r} {NAME_MESSAGE}", where)
+    if v in ("pattern", "propertyNames"):
+        return Problem(f"{_short(repr(error.instance))} {NAME_MESSAGE}", where)
     return Problem(error.message, where)
+
+
+_TYPE_WORDS = {"array": "a list", "object": "a mapping", "integer": "an integer", "string": "a string",
+               "number": "a number", "boolean": "true or false", "null": "null"}
+
+
+def _short(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[:limit - 3] + "..."

@@ -13,6 +13,7 @@ from typing import Any
 from .errors import ArchspecError, Collector, Location
 from .loader import MAX_IMPORT_DEPTH, Document, PathKey, parse_yaml, read_document
 from . import zoo
+from .layers import lookup
 
 
 @dataclass
@@ -136,9 +137,13 @@ def _collect_blocks(spec: Spec, document: Document, problems: Collector, stack: 
     blocks = data.get("blocks") or {}
     if isinstance(blocks, dict):
         for name in blocks:
+            if lookup(name) is not None or name in ("repeat", "parallel", "residual"):
+                problems.add(f"block '{name}' has the name of a built-in layer type; the layer type "
+                             "would always win, so rename the block", document.locate(("blocks", name), key=True))
+                continue
             if name in spec.blocks:
                 first = spec.blocks[name].location
-                problems.add(f"block '{name}' is defined twice (first at {first})",
+                problems.add(f"block '{name}' is defined twice (also at {first})",
                              document.locate(("blocks", name), key=True))
                 continue
             spec.blocks[name] = BlockDef(name, document, ("blocks", name))

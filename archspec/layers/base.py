@@ -38,14 +38,19 @@ def _found(value: Any) -> str:
     if isinstance(value, bool):
         return f"boolean {str(value).lower()}"
     if isinstance(value, str):
-        return f"string {value!r}"
+        return f"string {_short(repr(value))}"
     if value is None:
         return "null"
     if isinstance(value, list):
-        return f"list {value!r}"
+        return f"list {_short(repr(value))}"
     if isinstance(value, dict):
         return "a mapping"
     return f"{type(value).__name__} {value!r}"
+
+
+def _short(text: str, limit: int = 60) -> str:
+    """A value's text, cut short: a message quotes what it found, not a whole document."""
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 # ---------------------------------------------------------------- argument kinds
@@ -185,6 +190,28 @@ class Padding:
 
 
 @dataclass(frozen=True)
+class Kernels:
+    """Fixed weights: a kernel name (sobel_x, ...), a matrix, or a list of them, one per output."""
+
+    def schema(self) -> dict:
+        from ..kernels import KERNELS
+
+        name = {"enum": sorted(KERNELS)}
+        matrix = {"type": "array", "minItems": 1, "items": {"type": "array", "minItems": 1, "items": {"type": "number"}}}
+        return {"anyOf": [name, matrix, {"type": "array", "minItems": 1, "items": {"anyOf": [name, matrix]}}]}
+
+    def coerce(self, value: Any):
+        from ..kernels import resolve
+
+        if value is None:
+            return None
+        try:
+            return tuple(tuple(tuple(row) for row in k) for k in resolve(value))
+        except ValueError as exc:
+            raise ArgError(str(exc)) from None
+
+
+@dataclass(frozen=True)
 class Arg:
     kind: Any
     default: Any = REQUIRED
@@ -215,6 +242,7 @@ class Saved:
     numel: int = 0  # per sample, for "own"
     itemsize: int | None = None  # bytes per element for "own"; None = the activation dtype
     per_batch: bool = True  # False for per-channel statistics whose size ignores the batch
+    only_if_trained: bool = False  # kept only for this layer's own weight gradient (torch skips it when frozen)
 
 
 @dataclass(frozen=True)
@@ -241,6 +269,15 @@ class Field:
     def whole(self, spatial: tuple[int, int]) -> "Field":
         """The field of an output that sees the whole (H, W) map."""
         return self.window(spatial, spatial, (0, 0))
+
+
+@dataclass(frozen=True)
+class Call:
+    """A torch function applied to a node's inputs (an fx call_function node), for layers without state."""
+
+    function: Any
+    kwargs: dict = field(default_factory=dict)
+    list_input: bool = False  # pass the inputs as one list, as torch.cat wants
 
 
 @dataclass(frozen=True)
@@ -349,6 +386,13 @@ class LayerType:
 
     def receptive_field(self, a: dict, fields: list[Field], inputs: list[Shape], out: Shape) -> Field:
         return fields[0]
+
+    def torch(self, a: dict, inputs: list[Shape], out: Shape):
+        """The torch.nn.Module (or a ``Call`` of a torch function) computing this layer.
+
+        Imports torch lazily: only the compiler calls it.
+        """
+        raise NotImplementedError(f"{self.name} has no torch constructor")
 
     def key_params(self, a: dict) -> str:
         """A short description of the arguments for tables and diagrams ("3×3 /2, 64")."""

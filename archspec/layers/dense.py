@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 
-from .base import Arg, Bool, Float, Int, LayerType, ParamCount, Saved, fmt_shape, register
+from .base import Arg, Bool, Call, Float, Int, LayerType, ParamCount, Saved, fmt_shape, register
 
 
 @register
@@ -38,7 +38,13 @@ class Linear(LayerType):
         return inputs[0][0] * a["out"]
 
     def saved(self, a, inputs, out):
-        return [Saved("input")]
+        # x @ W.T keeps x only for W's gradient (convolution keeps its input either way)
+        return [Saved("input", only_if_trained=True)]
+
+    def torch(self, a, inputs, out):
+        from torch import nn
+
+        return nn.Linear(inputs[0][0], a["out"], bias=a["bias"])
 
     def key_params(self, a):
         return str(a["out"])
@@ -58,6 +64,11 @@ class Flatten(LayerType):
         shape = inputs[0]
         return fields[0].whole(shape[1:]) if len(shape) == 3 else fields[0]
 
+    def torch(self, a, inputs, out):
+        import torch
+
+        return Call(torch.flatten, {"start_dim": 1})
+
 
 @register
 class Identity(LayerType):
@@ -65,6 +76,9 @@ class Identity(LayerType):
     family = "reshape"
     view = True
     doc = "Passes its input through unchanged."
+
+    def torch(self, a, inputs, out):
+        return None  # no node: the output is the input
 
 
 class DropoutBase(LayerType):
@@ -84,6 +98,11 @@ class Dropout(DropoutBase):
     def saved(self, a, inputs, out):
         return [Saved("own", numel=math.prod(out), itemsize=1)]  # the boolean mask
 
+    def torch(self, a, inputs, out):
+        from torch import nn
+
+        return nn.Dropout(a["p"])
+
 
 @register
 class SpatialDropout(DropoutBase):
@@ -93,4 +112,11 @@ class SpatialDropout(DropoutBase):
     doc = "Zeroes whole channels while training (Keras SpatialDropout2D, torch Dropout2d)."
 
     def saved(self, a, inputs, out):
-        return [Saved("input"), Saved("own", numel=inputs[0][0])]  # input * per-channel noise
+        # output = input * per-channel noise; the input needs no gradient from it, so autograd
+        # keeps only the noise (N*C values), not the input
+        return [Saved("own", numel=inputs[0][0])]
+
+    def torch(self, a, inputs, out):
+        from torch import nn
+
+        return nn.Dropout2d(a["p"])

@@ -1,7 +1,7 @@
 """Merges of several inputs: element-wise add (residual) and channel concatenation (Inception)."""
 from __future__ import annotations
 
-from .base import Arg, Field, Int, LayerType, ShapeError, fmt_shape, register
+from .base import Arg, Call, Field, Int, LayerType, ShapeError, fmt_shape, register
 
 
 class Merge(LayerType):
@@ -27,6 +27,13 @@ class Add(Merge):
                 raise ShapeError(f"inputs differ in shape: {shapes}")
         return first
 
+    def torch(self, a, inputs, out):
+        import operator
+
+        from ..modules import add
+
+        return Call(operator.add if len(inputs) == 2 else add)  # a + b reads best in gm.code
+
 
 @register
 class Concat(Merge):
@@ -46,3 +53,9 @@ class Concat(Merge):
                 raise ShapeError(f"inputs differ in shape outside axis {a['axis']}: {shapes}")
         total = sum(s[axis] for s in inputs)
         return inputs[0][:axis] + (total,) + inputs[0][axis + 1:]
+
+    def torch(self, a, inputs, out):
+        import torch
+
+        rank = len(inputs[0])
+        return Call(torch.cat, {"dim": a["axis"] % rank + 1}, list_input=True)  # skip the batch axis

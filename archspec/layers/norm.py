@@ -26,7 +26,17 @@ class BatchNorm(LayerType):
     def saved(self, a, inputs, out):
         c = inputs[0][0]
         stats = Saved("own", numel=c, itemsize=STAT_BYTES, per_batch=False)
-        return [Saved("input"), stats, stats]  # input, batch mean and inverse std
+        # the input, the batch mean and inverse std, and the running mean and variance
+        return [Saved("input"), stats, stats, stats, stats]
+
+    def torch(self, a, inputs, out):
+        from torch import nn
+
+        cls = nn.BatchNorm2d if len(inputs[0]) == 3 else nn.BatchNorm1d
+        # torch refuses eps = 0 in training; the smallest positive double changes no result
+        # (var + 5e-324 == var for any var > 0), so the spec's eps: 0 (seed 001) still compiles
+        eps = a["eps"] if a["eps"] > 0 else 5e-324
+        return cls(inputs[0][0], eps=eps, momentum=a["momentum"], affine=a["affine"])
 
     def key_params(self, a):
         return ""
@@ -74,6 +84,11 @@ class LocalResponseNorm(LayerType):
         # the input, its padded square for the channel average, the average and the divisor
         return [Saved("input"), Saved("own", numel=padded), Saved("own", numel=c * h * w),
                 Saved("own", numel=c * h * w)]
+
+    def torch(self, a, inputs, out):
+        from torch import nn
+
+        return nn.LocalResponseNorm(a["size"], a["alpha"], a["beta"], a["k"])
 
     def key_params(self, a):
         return f"size {a['size']}"

@@ -20,6 +20,10 @@ class WindowPool(WindowLayer):
             for k, p in zip((kernel[0], kernel[0], kernel[1], kernel[1]), padding):
                 if p * 2 > k:
                     raise ShapeError(f"padding {p} is more than half the kernel {kernel[0]}×{kernel[1]}")
+        if a["rounding"] == "ceil" and self.torch_padding(a, inputs[0])[0] is None:
+            # torch's ceil mode has no asymmetric form, so the compiled model could not agree
+            raise ShapeError("rounding: ceil needs symmetric padding (this padding is uneven); "
+                             "use rounding: floor or symmetric padding")
         return (inputs[0][0], *self.spatial_out(a, inputs[0]))
 
     def saved(self, a, inputs, out):
@@ -35,7 +39,22 @@ class MaxPool2d(WindowPool):
 
     def saved(self, a, inputs, out):
         n = out[0] * out[1] * out[2]
-        return [Saved("input"), Saved("own", numel=n, itemsize=INDEX_BYTES)]
+        symmetric, (l, r, t, b) = self.torch_padding(a, inputs[0])
+        c, h, w = inputs[0]
+        kept = Saved("input") if symmetric is not None else Saved("own", numel=c * (h + t + b) * (w + l + r))
+        return [kept, Saved("own", numel=n, itemsize=INDEX_BYTES)]
+
+    def torch(self, a, inputs, out):
+        from torch import nn
+
+        from ..modules import PaddedMaxPool2d
+
+        symmetric, pad = self.torch_padding(a, inputs[0])
+        common = dict(kernel_size=a["kernel"], stride=a["stride"] or a["kernel"], dilation=a["dilation"],
+                      ceil_mode=a["rounding"] == "ceil")
+        if symmetric is not None:
+            return nn.MaxPool2d(padding=symmetric, **common)
+        return PaddedMaxPool2d(pad=pad, **common)
 
 
 @register
@@ -46,12 +65,42 @@ class AvgPool2d(WindowPool):
     args = {**window_args(pool=True),
             "count_include_pad": Arg(Bool(), True, "count padded zeros in the mean")}
 
+    def saved(self, a, inputs, out):
+        symmetric, _ = self.torch_padding(a, inputs[0])
+        return [Saved("input")] if symmetric is not None else [Saved("own", numel=_padded_numel(self, a, inputs[0]))]
+
+    def torch(self, a, inputs, out):
+        from torch import nn
+
+        from ..modules import PaddedAvgPool2d
+
+        symmetric, pad = self.torch_padding(a, inputs[0])
+        stride, ceil = a["stride"] or a["kernel"], a["rounding"] == "ceil"
+        if symmetric is not None:
+            return nn.AvgPool2d(a["kernel"], stride, symmetric, ceil, a["count_include_pad"])
+        return PaddedAvgPool2d(a["kernel"], stride, pad, ceil, a["count_include_pad"])
+
 
 @register
 class SumPool2d(WindowPool):
     name = "sumpool2d"
     aliases = ("sumpool",)
     doc = "Sum over each window, per channel (seed 000's sum pooling)."
+
+    def saved(self, a, inputs, out):
+        return [Saved("own", numel=_padded_numel(self, a, inputs[0]))]  # the padded copy it pools
+
+    def torch(self, a, inputs, out):
+        from ..modules import SumPool2d
+
+        _, pad = self.torch_padding(a, inputs[0])
+        return SumPool2d(a["kernel"], a["stride"] or a["kernel"], pad, a["rounding"] == "ceil")
+
+
+def _padded_numel(layer: WindowLayer, a: dict, shape) -> int:
+    _, (l, r, t, b) = layer.torch_padding(a, shape)
+    c, h, w = shape
+    return c * (h + t + b) * (w + l + r)
 
 
 class GlobalPool(LayerType):
@@ -75,6 +124,11 @@ class GlobalAvgPool(GlobalPool):
     doc = "Mean of each channel over the whole map (Keras GlobalAveragePooling2D)."
     # computed as a mean over (H, W): its backward needs only the input's size, no tensor
 
+    def torch(self, a, inputs, out):
+        from ..modules import GlobalAvgPool
+
+        return GlobalAvgPool(a["keepdims"])
+
 
 @register
 class GlobalMaxPool(GlobalPool):
@@ -84,6 +138,11 @@ class GlobalMaxPool(GlobalPool):
 
     def saved(self, a, inputs, out):
         return [Saved("input"), Saved("output")]  # amax's backward compares input with result
+
+    def torch(self, a, inputs, out):
+        from ..modules import GlobalMaxPool
+
+        return GlobalMaxPool(a["keepdims"])
 
 
 @register
@@ -100,13 +159,19 @@ class AdaptiveAvgPool2d(LayerType):
         return (inputs[0][0], *a["output"])
 
     def saved(self, a, inputs, out):
-        return [Saved("input")]
+        # torch computes a 1x1 output as a mean over (H, W), whose backward keeps no tensor
+        return [] if tuple(a["output"]) == (1, 1) else [Saved("input")]
 
     def receptive_field(self, a, fields, inputs, out):
         # each output averages at most ceil(H / out) rows, windows placed every floor(H / out)
         kernel = tuple(math.ceil(inputs[0][1 + i] / out[1 + i]) for i in range(2))
         stride = tuple(max(inputs[0][1 + i] // out[1 + i], 1) for i in range(2))
         return fields[0].window(kernel, stride, (0, 0))
+
+    def torch(self, a, inputs, out):
+        from torch import nn
+
+        return nn.AdaptiveAvgPool2d(a["output"])
 
     def key_params(self, a):
         return f"→{a['output'][0]}×{a['output'][1]}"

@@ -35,11 +35,10 @@ def resolve_padding(padding, size: tuple[int, int], kernel, stride, dilation) ->
 
 def window_size(n: int, k_eff: int, stride: int, before: int, after: int, ceil: bool) -> int:
     span = n + before + after - k_eff
-    if span < 0:
-        return 0
     if not ceil:
-        return span // stride + 1
-    out = -(-span // stride) + 1
+        return span // stride + 1 if span >= 0 else 0
+    # torch's ceil_mode keeps a window hanging over the end, even the first one (by < stride)
+    out = max(-(-span // stride) + 1, 0)
     if (out - 1) * stride >= n + before:  # torch: the last window may not start in the trailing pad
         out -= 1
     return out
@@ -63,14 +62,21 @@ class WindowLayer(LayerType):
         for ax in range(2):
             k_eff = dilation[ax] * (kernel[ax] - 1) + 1
             n = shape[1 + ax]
-            if k_eff > n + before[ax] + after[ax]:
+            size = window_size(n, k_eff, stride[ax], before[ax], after[ax], ceil)
+            if size < 1:
                 raise ShapeError(
                     f"kernel {fmt_shape(kernel)}{' (dilated to ' + str(k_eff) + ')' if k_eff != kernel[ax] else ''} "
-                    f"is larger than its padded input {n + before[0] + after[0]}×{shape[2] + before[1] + after[1]} "
+                    f"is larger than its padded input {shape[1] + before[0] + after[0]}×{shape[2] + before[1] + after[1]} "
                     f"(input {fmt_shape(shape)})"
                 )
-            out.append(window_size(n, k_eff, stride[ax], before[ax], after[ax], ceil))
+            out.append(size)
         return tuple(out)
+
+    def torch_padding(self, a: dict, shape) -> tuple[tuple[int, int] | None, tuple[int, int, int, int]]:
+        """(symmetric (h, w) padding or None, (left, right, top, bottom) for F.pad when asymmetric)."""
+        _, _, _, before, after = self.geometry(a, shape)
+        pad = (before[1], after[1], before[0], after[0])
+        return (tuple(before) if tuple(before) == tuple(after) else None), pad
 
     def receptive_field(self, a, fields, inputs, out) -> Field:
         kernel, stride, dilation, before, _ = self.geometry(a, inputs[0])

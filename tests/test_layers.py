@@ -1,0 +1,559 @@
+"""Property tests of the layer catalogue against real PyTorch, generated from the registry.
+
+For every registered layer type there is a hypothesis strategy (random arguments and input
+shapes) and an oracle: the equivalent torch module or function, written here independently of
+archspec. For random cases the catalogue's output shape must equal what torch really produces
+(batch 2), its parameter count must equal the module's ``parameters()`` (buffers too), its MACs
+must be half of what torch's FLOP counter counts, and where the catalogue refuses an input with
+ShapeError, torch must refuse it too (or produce an empty tensor) whenever
+that comparison means something. A new catalogue entry without a strategy here fails the suite.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from jsonschema import Draft202012Validator
+
+from archspec.layers import FAMILIES, REGISTRY, ShapeError
+
+torch = pytest.importorskip("torch")
+nn = torch.nn
+F = torch.nn.functional
+
+BATCH = 2
+SETTINGS = settings(max_examples=30, deadline=None, derandomize=True,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+
+
+# ------------------------------------------------------------------ small helpers
+
+dim = st.integers(1, 6)
+
+
+def shapes_of_rank(ranks=(1, 2, 3), lo=1, hi=6):
+    return st.sampled_from(ranks).flatmap(lambda r: st.tuples(*[st.integers(lo, hi)] * r))
+
+
+def pair_raw(draw, lo, hi):
+    """A Pair argument as a spec writes it: an int or [h, w]."""
+    if draw(st.booleans()):
+        return draw(st.integers(lo, hi))
+    return [draw(st.integers(lo, hi)), draw(st.integers(lo, hi))]
+
+
+def rare(draw, n: int) -> bool:
+    """True about once in n draws. Hypothesis favours boundary values (0 and the maximum), so
+    the rare branch is a middle value, not 0."""
+    return draw(st.integers(0, n - 1)) == n // 2
+
+
+def as_pair(v):
+    return (v, v) if isinstance(v, int) else tuple(v)
+
+
+def tf_same(n: int, k_eff: int, s: int) -> tuple[int, int]:
+    """TensorFlow's 'same': the output is ceil(n / s); an odd total padding goes after."""
+    out = -(-n // s)
+    total = max((out - 1) * s + k_eff - n, 0)
+    return total // 2, total - total // 2
+
+
+def explicit_padding(padding, size, kernel, stride, dilation) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right), computed here from the definitions of each mode."""
+    k_eff = [dilation[i] * (kernel[i] - 1) + 1 for i in range(2)]
+    if padding == "valid":
+        return (0, 0, 0, 0)
+    if padding == "full":
+        return (k_eff[0] - 1, k_eff[0] - 1, k_eff[1] - 1, k_eff[1] - 1)
+    if padding == "same":
+        (t, b), (l, r) = tf_same(size[0], k_eff[0], stride[0]), tf_same(size[1], k_eff[1], stride[1])
+        return (t, b, l, r)
+    if isinstance(padding, int):
+        return (padding,) * 4
+    if len(padding) == 2:
+        return (padding[0], padding[0], padding[1], padding[1])
+    return tuple(padding)
+
+
+def symmetric_numeric(padding) -> bool:
+    if isinstance(padding, str):
+        return False
+    if isinstance(padding, int) or len(padding) == 2:
+        return True
+    t, b, l, r = padding
+    return t == b and l == r
+
+
+def padding_raw(draw, kmax):
+    kind = draw(st.sampled_from(["int", "pair", "four", "valid", "same", "full"]))
+    n = st.integers(0, kmax)
+    if kind == "int":
+        return draw(n)
+    if kind == "pair":
+        return [draw(n), draw(n)]
+    if kind == "four":
+        return [draw(n) for _ in range(4)]
+    return kind
+
+
+# ------------------------------------------------------------------ one case
+
+
+@dataclass
+class Case:
+    raw: dict  # the arguments as a spec would write them
+    shapes: list  # one sample's input shapes (batch excluded)
+
+
+@dataclass
+class Oracle:
+    strategy: Any  # st.SearchStrategy[Case]
+    build: Callable[[dict, list], tuple[Callable, Any]]  # (args, shapes) -> (fn(*inputs), module or None)
+    # when the catalogue raises ShapeError: does torch's refusal mean anything for this case?
+    refusal_meaningful: Callable[[dict, list], bool] = lambda a, shapes: True
+
+
+ORACLES: dict[str, Oracle] = {}
+
+
+def oracle(*names, refusal_meaningful=None):
+    def deco(pair):
+        strategy, build = pair
+        for name in names:
+            ORACLES[name] = Oracle(strategy, build, refusal_meaningful or (lambda a, s: True))
+        return pair
+    return deco
+
+
+# ---- element-wise activations
+
+
+def _activation_strategy(args_strategy=st.just({})):
+    @st.composite
+    def case(draw):
+        return Case(draw(args_strategy), [draw(shapes_of_rank())])
+    return case()
+
+
+def _module_builder(make):
+    def build(a, shapes):
+        m = make(a, shapes)
+        return m, m
+    return build
+
+
+oracle("relu")((_activation_strategy(), _module_builder(lambda a, s: nn.ReLU())))
+oracle("sigmoid")((_activation_strategy(), _module_builder(lambda a, s: nn.Sigmoid())))
+oracle("tanh")((_activation_strategy(), _module_builder(lambda a, s: nn.Tanh())))
+oracle("leaky_relu")((
+    _activation_strategy(st.fixed_dictionaries({}, optional={"negative_slope": st.floats(0, 1)})),
+    _module_builder(lambda a, s: nn.LeakyReLU(a["negative_slope"])),
+))
+
+
+def _torch_axis(axis: int) -> int:
+    """One sample's axis -> the batched tensor's dim (the batch is dim 0)."""
+    return axis + 1 if axis >= 0 else axis
+
+
+@st.composite
+def _softmax_case(draw):
+    shape = draw(shapes_of_rank())
+    axis = draw(st.integers(-len(shape) - 1, len(shape)))  # includes one out of range each side
+    return Case({"axis": axis}, [shape])
+
+
+# a negative axis past the sample's rank is torch's batch dim: torch accepts it, archspec must not
+oracle("softmax", refusal_meaningful=lambda a, s: a["axis"] >= -len(s[0]))((
+    _softmax_case(), _module_builder(lambda a, s: nn.Softmax(dim=_torch_axis(a["axis"])))))
+
+
+# ---- convolution
+
+
+@st.composite
+def _conv_case(draw):
+    kernel = pair_raw(draw, 1, 4)
+    k = as_pair(kernel)
+    args: dict = {"kernel": kernel}
+    if draw(st.booleans()):
+        args["stride"] = pair_raw(draw, 1, 3)
+    if draw(st.booleans()):
+        args["dilation"] = pair_raw(draw, 1, 2)
+    if draw(st.booleans()):
+        args["padding"] = padding_raw(draw, max(k))
+    if draw(st.booleans()):
+        args["bias"] = draw(st.booleans())
+    groups = draw(st.integers(1, 3))
+    if not rare(draw, 5):  # mostly channels that groups divide
+        c, out = groups * draw(st.integers(1, 3)), groups * draw(st.integers(1, 3))
+    else:
+        c, out = draw(st.integers(1, 6)), draw(st.integers(1, 6))
+    if groups > 1 or draw(st.booleans()):
+        args["groups"] = groups
+    args["out"] = out
+    if rare(draw, 10):
+        return Case(args, [(c,)])  # wrong rank: (features,) instead of (C, H, W)
+    return Case(args, [(c, draw(st.integers(1, 14)), draw(st.integers(1, 14)))])
+
+
+def _conv_build(a, shapes):
+    c = shapes[0][0]
+    common = dict(kernel_size=a["kernel"], stride=a["stride"], dilation=a["dilation"], groups=a["groups"],
+                  bias=a["bias"])
+    pad = a["padding"]
+    if pad == "valid":
+        conv = nn.Conv2d(c, a["out"], padding="valid", **common)
+        return conv, conv
+    if pad == "same" and a["stride"] == (1, 1):
+        conv = nn.Conv2d(c, a["out"], padding="same", **common)
+        return conv, conv
+    if pad == "full":
+        conv = nn.Conv2d(c, a["out"], padding=tuple(d * (k - 1) for d, k in zip(a["dilation"], a["kernel"])),
+                         **common)
+        return conv, conv
+    if pad != "same" and symmetric_numeric(pad):
+        conv = nn.Conv2d(c, a["out"], padding=(pad[0], pad[2]), **common)
+        return conv, conv
+    # 'same' with a stride, or [top, bottom, left, right]: pad explicitly, then a valid convolution
+    size = shapes[0][1:] if len(shapes[0]) == 3 else (1, 1)
+    t, b, l, r = explicit_padding(pad, size, a["kernel"], a["stride"], a["dilation"])
+    conv = nn.Conv2d(c, a["out"], padding=0, **common)
+    return (lambda x: conv(F.pad(x, (l, r, t, b)))), conv
+
+
+oracle("conv2d")((_conv_case(), _conv_build))
+
+
+# ---- window pooling
+
+
+def _pool_case(with_dilation: bool):
+    @st.composite
+    def case(draw):
+        kernel = pair_raw(draw, 1, 4)
+        k = as_pair(kernel)
+        args: dict = {"kernel": kernel}
+        if draw(st.booleans()):
+            args["stride"] = pair_raw(draw, 1, 3)
+        if with_dilation and draw(st.booleans()):
+            args["dilation"] = pair_raw(draw, 1, 2)
+        if draw(st.booleans()):
+            # mostly legal (at most half the kernel), sometimes not
+            args["padding"] = padding_raw(draw, max(k) if rare(draw, 4) else max(k) // 2)
+        if draw(st.booleans()):
+            padding = args.get("padding", 0)
+            # torch's ceil_mode exists only with its own symmetric padding
+            ceil_ok = padding == "valid" or symmetric_numeric(padding)
+            args["rounding"] = draw(st.sampled_from(["floor", "ceil"] if ceil_ok else ["floor"]))
+        if rare(draw, 10):
+            return Case(args, [(draw(dim),)])  # wrong rank
+        return Case(args, [(draw(st.integers(1, 4)), draw(st.integers(1, 14)), draw(st.integers(1, 14)))])
+    return case()
+
+
+def _pool_builder(kind: str):
+    def build(a, shapes):
+        stride = a["stride"] or a["kernel"]
+        dilation = a.get("dilation", (1, 1))
+        ceil = a["rounding"] == "ceil"
+        pad = a["padding"]
+        size = shapes[0][1:] if len(shapes[0]) == 3 else (1, 1)
+        if pad == "valid" or symmetric_numeric(pad):
+            padding, pre = ((0, 0) if pad == "valid" else (pad[0], pad[2])), (0, 0, 0, 0)
+        else:
+            assert not ceil
+            padding = (0, 0)
+            t, b, l, r = explicit_padding(pad, size, a["kernel"], stride, dilation)
+            pre = (l, r, t, b)
+        fill = -math.inf if kind == "max" else 0.0
+
+        def fn(x):
+            if any(pre):
+                x = F.pad(x, pre, value=fill)
+            if kind == "max":
+                return F.max_pool2d(x, a["kernel"], stride, padding, dilation, ceil_mode=ceil)
+            if kind == "avg":
+                return F.avg_pool2d(x, a["kernel"], stride, padding, ceil_mode=ceil,
+                                    count_include_pad=a["count_include_pad"])
+            # sum pooling: the window average times its size, i.e. a divisor of 1
+            return F.avg_pool2d(x, a["kernel"], stride, padding, ceil_mode=ceil, count_include_pad=True,
+                                divisor_override=1)
+        return fn, None
+    return build
+
+
+def _pool_refusal_meaningful(a, shapes):
+    # torch refuses padding over half the kernel only with its own (symmetric) padding argument
+    return a["padding"] == "valid" or symmetric_numeric(a["padding"])
+
+
+oracle("maxpool2d", refusal_meaningful=_pool_refusal_meaningful)((_pool_case(True), _pool_builder("max")))
+oracle("avgpool2d", refusal_meaningful=_pool_refusal_meaningful)((
+    _pool_case(False).flatmap(lambda c: st.booleans().map(
+        lambda inc: Case({**c.raw, "count_include_pad": inc}, c.shapes))),
+    _pool_builder("avg")))
+oracle("sumpool2d", refusal_meaningful=_pool_refusal_meaningful)((_pool_case(False), _pool_builder("sum")))
+
+
+# ---- whole-map pooling
+
+
+@st.composite
+def _global_case(draw):
+    args = {"keepdims": draw(st.booleans())} if draw(st.booleans()) else {}
+    if rare(draw, 10):
+        return Case(args, [(draw(dim),)])
+    return Case(args, [(draw(dim), draw(dim), draw(dim))])
+
+
+oracle("global_avgpool")((_global_case(), lambda a, s: (lambda x: x.mean(dim=(2, 3), keepdim=a["keepdims"]), None)))
+oracle("global_maxpool")((_global_case(), lambda a, s: (lambda x: x.amax(dim=(2, 3), keepdim=a["keepdims"]), None)))
+
+
+@st.composite
+def _adaptive_case(draw):
+    args = {"output": pair_raw(draw, 1, 6)}
+    if rare(draw, 10):
+        return Case(args, [(draw(dim),)])
+    return Case(args, [(draw(dim), draw(st.integers(1, 9)), draw(st.integers(1, 9)))])
+
+
+oracle("adaptive_avgpool2d")((_adaptive_case(), _module_builder(lambda a, s: nn.AdaptiveAvgPool2d(a["output"]))))
+
+
+# ---- dense and friends
+
+
+@st.composite
+def _linear_case(draw):
+    args = {"out": draw(st.integers(1, 12))}
+    if draw(st.booleans()):
+        args["bias"] = draw(st.booleans())
+    return Case(args, [(draw(st.integers(1, 12)),)])
+
+
+oracle("linear")((_linear_case(), _module_builder(lambda a, s: nn.Linear(s[0][0], a["out"], bias=a["bias"]))))
+oracle("flatten")((_activation_strategy(), _module_builder(lambda a, s: nn.Flatten())))
+oracle("identity")((_activation_strategy(), _module_builder(lambda a, s: nn.Identity())))
+
+
+_p = st.fixed_dictionaries({}, optional={"p": st.floats(0, 1)})
+oracle("dropout")((_activation_strategy(_p), _module_builder(lambda a, s: nn.Dropout(a["p"]).train())))
+
+
+@st.composite
+def _spatial_dropout_case(draw):
+    return Case(draw(_p), [(draw(dim), draw(dim), draw(dim))])
+
+
+oracle("spatial_dropout")((_spatial_dropout_case(), _module_builder(lambda a, s: nn.Dropout2d(a["p"]).train())))
+
+
+# ---- merges
+
+
+@st.composite
+def _add_case(draw):
+    shape = draw(shapes_of_rank(lo=2, hi=5))
+    shapes = [shape] * draw(st.integers(2, 3))
+    if rare(draw, 5):  # one input differs along one axis (sizes >= 2: no broadcasting)
+        i, ax = draw(st.integers(0, len(shapes) - 1)), draw(st.integers(0, len(shape) - 1))
+        shapes[i] = shape[:ax] + (shape[ax] + 1,) + shape[ax + 1:]
+    return Case({}, shapes)
+
+
+oracle("add")((_add_case(), lambda a, s: (lambda *xs: sum(xs[1:], xs[0]), None)))
+
+
+@st.composite
+def _concat_case(draw):
+    shape = draw(shapes_of_rank())
+    rank = len(shape)
+    axis = draw(st.integers(-rank - 1, rank))
+    shapes = []
+    for _ in range(draw(st.integers(2, 3))):
+        s = list(shape)
+        if -rank <= axis < rank:
+            s[axis] = draw(dim)  # free along the concatenation axis
+        shapes.append(tuple(s))
+    if rare(draw, 5):  # one input differs outside the axis
+        i, ax = draw(st.integers(0, len(shapes) - 1)), draw(st.integers(0, rank - 1))
+        if -rank <= axis < rank and ax == axis % rank:
+            shapes[i] = shapes[i] + (2,)  # a rank mismatch instead
+        else:
+            shapes[i] = shapes[i][:ax] + (shapes[i][ax] + 1,) + shapes[i][ax + 1:]
+    return Case({"axis": axis}, shapes)
+
+
+oracle("concat", refusal_meaningful=lambda a, s: a["axis"] >= -len(s[0]))((
+    _concat_case(), lambda a, s: (lambda *xs: torch.cat(xs, dim=_torch_axis(a["axis"])), None)))
+
+
+# ---- normalisation
+
+
+_bn_args = st.fixed_dictionaries({}, optional={"momentum": st.floats(0, 1), "eps": st.floats(1e-6, 1e-2),
+                                               "affine": st.booleans()})
+
+
+@st.composite
+def _bn2d_case(draw):
+    rank = 2 if rare(draw, 10) else 3
+    return Case(draw(_bn_args), [tuple(draw(dim) for _ in range(rank))])
+
+
+@st.composite
+def _bn1d_case(draw):
+    rank = 3 if rare(draw, 10) else draw(st.sampled_from([1, 2]))
+    return Case(draw(_bn_args), [tuple(draw(dim) for _ in range(rank))])
+
+
+def _bn_build(cls):
+    def build(a, shapes):
+        m = cls(shapes[0][0], eps=a["eps"], momentum=a["momentum"], affine=a["affine"]).train()
+        return m, m
+    return build
+
+
+oracle("batchnorm2d")((_bn2d_case(), _bn_build(nn.BatchNorm2d)))
+oracle("batchnorm1d")((_bn1d_case(), _bn_build(nn.BatchNorm1d)))
+
+
+@st.composite
+def _lrn_case(draw):
+    args = draw(st.fixed_dictionaries({}, optional={"size": st.integers(1, 7), "alpha": st.floats(0, 1e-3),
+                                                    "beta": st.floats(0, 1), "k": st.floats(0, 2)}))
+    if rare(draw, 10):
+        return Case(args, [(draw(dim),)])
+    return Case(args, [(draw(dim), draw(dim), draw(dim))])
+
+
+# archspec refuses a window wider than 2C+1 channels, which torch computes anyway: only the rank
+# refusal has a torch counterpart
+oracle("lrn", refusal_meaningful=lambda a, s: len(s[0]) != 3)((
+    _lrn_case(), _module_builder(lambda a, s: nn.LocalResponseNorm(a["size"], a["alpha"], a["beta"], a["k"]))))
+
+
+# ------------------------------------------------------------------ the tests
+
+
+def catalogue(layer, raw: dict, shapes: list):
+    """What expansion does with one layer: coerce, check the inputs, infer the output shape."""
+    args, problems = layer.coerce_args(raw)
+    assert not problems, problems
+    assert layer.min_inputs <= len(shapes) <= layer.max_inputs
+    layer.check_inputs(shapes)
+    return args, layer.output_shape(args, shapes)
+
+
+def run_torch(fn, shapes, flops: list | None = None):
+    """fn on random inputs of batch 2; appends to ``flops`` what torch's FLOP counter counts."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    inputs = [torch.randn(BATCH, *s) for s in shapes]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            y = fn(*inputs)
+    if flops is not None:
+        flops.append(counter.get_total_flops())
+    return y
+
+
+@pytest.mark.parametrize("type_name", sorted(REGISTRY))
+def test_every_type_has_an_oracle(type_name):
+    assert type_name in ORACLES, (
+        f"layer type '{type_name}' has no hypothesis strategy and torch oracle in tests/test_layers.py: "
+        "add one with @oracle so its shape and parameter rules are checked against PyTorch")
+
+
+def test_no_oracle_for_an_unknown_type():
+    assert set(ORACLES) <= set(REGISTRY), set(ORACLES) - set(REGISTRY)
+
+
+@pytest.mark.parametrize("type_name", sorted(REGISTRY))
+@SETTINGS
+@given(data=st.data())
+def test_matches_torch(type_name, data):
+    assert type_name in ORACLES, f"no oracle for {type_name}"
+    layer, spec = REGISTRY[type_name], ORACLES[type_name]
+    case = data.draw(spec.strategy, label="case")
+    args, _ = layer.coerce_args(case.raw)
+    try:
+        _, out = catalogue(layer, case.raw, case.shapes)
+    except ShapeError as exc:
+        if not spec.refusal_meaningful(args, case.shapes):
+            return
+        try:
+            fn, _ = spec.build(args, case.shapes)
+            y = run_torch(fn, case.shapes)
+        except (RuntimeError, ValueError, IndexError, TypeError):
+            return  # torch refuses too
+        assert y.numel() == 0, f"archspec refused ({exc}) but torch produced {tuple(y.shape)}"
+        return
+    fn, module = spec.build(args, case.shapes)
+    flops: list = []
+    y = run_torch(fn, case.shapes, flops)
+    assert tuple(y.shape) == (BATCH, *out), f"{type_name}{case.raw} on {case.shapes}"
+    # MACs: torch's FLOP counter counts 2 per multiply-accumulate of convolutions and matrix
+    # products, and nothing for the other layers (torchvision's convention, as archspec's)
+    assert 2 * BATCH * layer.macs(args, case.shapes, out) == flops[0], f"{type_name}{case.raw} on {case.shapes}"
+
+    counted = layer.param_count(args, case.shapes, out)
+    real = sum(p.numel() for p in module.parameters()) if module is not None else 0
+    assert counted.total == real, f"{type_name}: {counted} vs {real} in torch"
+    assert counted.weights + counted.biases == counted.total
+    real_buffers = sum(b.numel() for b in module.buffers()) if module is not None else 0
+    assert counted.buffers == real_buffers, f"{type_name}: buffers {counted.buffers} vs {real_buffers} in torch"
+
+
+def test_batchnorm_buffers_are_running_stats_and_counter():
+    layer = REGISTRY["batchnorm2d"]
+    args, _ = layer.coerce_args({})
+    counted = layer.param_count(args, [(16, 8, 8)], (16, 8, 8))
+    m = nn.BatchNorm2d(16)
+    names = {n: b.numel() for n, b in m.named_buffers()}
+    assert names == {"running_mean": 16, "running_var": 16, "num_batches_tracked": 1}
+    assert counted.buffers == sum(names.values()) == 33
+    assert (counted.weights, counted.biases) == (m.weight.numel(), m.bias.numel())
+
+
+# ------------------------------------------------------------------ catalogue hygiene
+
+
+@pytest.mark.parametrize("type_name", sorted(REGISTRY))
+def test_entry_is_complete(type_name):
+    layer = REGISTRY[type_name]
+    assert layer.family in FAMILIES
+    assert layer.doc.strip(), f"{type_name} has no doc"
+    assert layer.name == type_name
+    for arg_name, arg in layer.args.items():
+        assert arg.doc.strip(), f"{type_name}.{arg_name} has no doc"
+
+
+@pytest.mark.parametrize("type_name", sorted(REGISTRY))
+def test_schema_fragment_accepts_its_own_defaults(type_name):
+    layer = REGISTRY[type_name]
+    schema = layer.schema()
+    Draft202012Validator.check_schema(schema)
+    defaults = {k: a.default for k, a in layer.args.items() if not a.required and a.default is not None}
+    for key, value in defaults.items():
+        # each default validates against its property's schema and coerces to the same kind
+        Draft202012Validator(schema["properties"][key]).validate(value)
+        assert schema["properties"][key]["default"] == value
+        layer.args[key].kind.coerce(value)
+    if not any(a.required for a in layer.args.values()):
+        validator = Draft202012Validator(schema)
+        validator.validate(defaults)
+        validator.validate(None)  # `- relu`: a layer written without arguments
+    # coerce_args({}) applies every default without complaint except the required arguments
+    _, problems = layer.coerce_args({})
+    assert {p for _, p in problems} == {p for _, p in problems if "needs" in p}
+    assert len(problems) == sum(a.required for a in layer.args.values())

@@ -1,0 +1,66 @@
+"""The analysis never imports torch, and its cost does not depend on the batch size."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import archspec
+
+ROOT = Path(__file__).resolve().parent.parent
+
+PROBE = textwrap.dedent("""
+    import io, sys, contextlib
+    import archspec
+    from archspec import api
+    from archspec.cli import main
+
+    api.summarize("vgg16", batch=8)
+    archspec.validate("specs/vgg16.yaml")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        for args in (["validate", "specs/vgg16.yaml"],
+                     ["summary", "specs/vgg16.yaml"],
+                     ["summary", "vgg16.yaml", "--format", "json", "--depth", "0", "--explain"],
+                     ["summary", "specs/vgg16.yaml", "--format", "markdown", "--batch", "4"],
+                     ["summary", "specs/vgg16.yaml", "--format", "csv"],
+                     ["schema"]):
+            rc = main(args, standalone_mode=False)
+            assert rc in (None, 0), (args, rc)
+    assert "138,357,544" in out.getvalue()
+    loaded = sorted(m for m in sys.modules if m == "torch" or m.startswith("torch."))
+    print("TORCH:", loaded[:5])
+""")
+
+
+def test_validate_summary_and_schema_never_import_torch():
+    r = subprocess.run([sys.executable, "-c", PROBE], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "TORCH: []" in r.stdout, f"torch was imported: {r.stdout}"
+
+
+def test_zoo_command_never_imports_torch():
+    probe = ("import sys, io, contextlib\nfrom archspec.cli import main\n"
+             "with contextlib.redirect_stdout(io.StringIO()):\n    main(['zoo'], standalone_mode=False)\n"
+             "print('TORCH:', [m for m in sys.modules if m == 'torch' or m.startswith('torch.')][:5])")
+    r = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "TORCH: []" in r.stdout
+
+
+def best_time(batch: int, repeat: int = 5) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        archspec.summarize("vgg16", batch=batch)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def test_summarize_time_does_not_depend_on_batch():
+    best_time(1, 1)  # warm caches (schema validator, imports)
+    small, huge = best_time(1), best_time(100_000)
+    assert huge / small < 3, f"batch 1: {small * 1e3:.1f} ms, batch 100000: {huge * 1e3:.1f} ms"
+    assert archspec.summarize("vgg16", batch=100_000).totals.macs == 100_000 * archspec.summarize("vgg16").totals.macs
