@@ -112,14 +112,21 @@ def summary(spec, batch, dtype, depth, optimizer, explain, fmt, overrides):
 
 
 @main.command()
+@click.option("--format", "-f", "fmt", type=click.Choice(["json", "markdown"]), default="json", show_default=True,
+              help="json: the JSON Schema of the spec language; markdown: the layer reference (docs/layers.md).")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), default=None,
               help="Write to a file instead of standard output.")
 @user_errors
-def schema(output):
-    """Print the JSON Schema of the spec language (generated from the layer catalogue)."""
-    from .schema import schema_json
+def schema(fmt, output):
+    """Print the JSON Schema of the spec language, or the layer reference (both generated from the catalogue)."""
+    if fmt == "markdown":
+        from .reference import layers_markdown
 
-    text = schema_json()
+        text = layers_markdown()
+    else:
+        from .schema import schema_json
+
+        text = schema_json()
     if output:
         with open(output, "w", encoding="utf-8") as f:
             f.write(text)
@@ -145,6 +152,51 @@ def zoo_command():
         table.add_row(name, "×".join(map(str, s.input)), count(s.totals.params), giga(s.totals.macs),
                       s.source)
     console().print(table)
+
+
+@main.command(name="compile")
+@click.argument("spec")
+@click.option("--print-code", is_flag=True, help="Print the generated forward() (plain torch code).")
+@click.option("--seed", type=int, default=None, help="Seed for reproducible initial weights.")
+@click.option("--save", "save_path", type=click.Path(dir_okay=False), default=None,
+              help="Save the initial weights as safetensors.")
+@set_option
+@user_errors
+def compile_command(spec, print_code, seed, save_path, overrides):
+    """Compile SPEC into a torch.fx GraphModule and check it runs (imports torch)."""
+    from .weights import save_weights
+
+    module = api.build(spec, seed=seed, **parse_overrides(overrides))
+    if print_code:
+        click.echo(module.code.strip())
+    else:
+        click.echo(module)
+    if save_path:
+        save_weights(module, save_path)
+        click.echo(f"saved {save_path}", err=True)
+
+
+@main.command()
+@click.argument("spec")
+@click.option("--onnx", "onnx_path", type=click.Path(dir_okay=False), required=True, help="Output .onnx file.")
+@click.option("--weights", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="safetensors weights to load first (strict).")
+@click.option("--seed", type=int, default=None, help="Seed for the initial weights when --weights is not given.")
+@set_option
+@user_errors
+def export(spec, onnx_path, weights, seed, overrides):
+    """Export SPEC to ONNX (needs: pip install 'archspec[onnx]')."""
+    from .export import export_onnx
+    from .weights import load_weights
+
+    graph = api.expand(spec, parse_overrides(overrides))
+    from .compiler import compile_graph
+
+    module = compile_graph(graph, seed=seed)
+    if weights:
+        load_weights(module, weights)
+    export_onnx(module, graph.input_shape, onnx_path)
+    click.echo(f"wrote {onnx_path}")
 
 
 if __name__ == "__main__":

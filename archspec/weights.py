@@ -1,0 +1,133 @@
+"""Weights on disk as safetensors (no pickle), checked against the model before anything loads.
+
+A checkpoint comes from a stranger: its header is parsed and checked (size, offsets, names,
+shapes, dtypes) before a single tensor is read, and a mismatch lists every problem at once.
+"""
+from __future__ import annotations
+
+import json
+import os
+import struct
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import ArchspecError, LimitError, Location, Problem, SpecError
+
+MAX_HEADER_BYTES = 100 << 20  # safetensors' own limit
+DTYPE_SIZES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1,
+               "BOOL": 1}
+
+
+@dataclass
+class LoadReport:
+    """What a non-strict load did: names loaded, and those it could not match."""
+
+    loaded: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)  # in the model, not in the file
+    unexpected: list[str] = field(default_factory=list)  # in the file, not in the model
+    mismatched: list[str] = field(default_factory=list)  # same name, other shape: "name: file 3×3, model 5×5"
+
+
+def atomic_write(path: Path, write) -> None:
+    """Write through a temporary file in the same folder, then rename: never a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would surprise whoever reads the result
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_weights(module, path: str | os.PathLike, metadata: dict[str, str] | None = None) -> Path:
+    """Save a module's state_dict (parameters and buffers) as safetensors, atomically."""
+    from safetensors.torch import save_file
+
+    state = {name: tensor.detach().contiguous().cpu() for name, tensor in module.state_dict().items()}
+    info = {"format": "pt", "writer": "archspec", **(metadata or {})}
+    atomic_write(Path(path), lambda tmp: save_file(state, tmp, metadata=info))
+    return Path(path)
+
+
+def read_header(path: str | os.PathLike) -> dict[str, dict]:
+    """The tensor table of a safetensors file, validated without reading any tensor data."""
+    path = Path(path)
+    where = Location(str(path))
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            prefix = f.read(8)
+            if len(prefix) < 8:
+                raise ArchspecError("not a safetensors file (too short)", where)
+            (length,) = struct.unpack("<Q", prefix)
+            if length > MAX_HEADER_BYTES or 8 + length > size:
+                raise LimitError(f"not a safetensors file (header of {length:,} bytes)", where)
+            raw = f.read(length)
+    except OSError as exc:
+        raise ArchspecError(f"cannot read weights: {exc.strerror}", where) from None
+    try:
+        header = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise ArchspecError("not a safetensors file (its header is not JSON)", where) from None
+    if not isinstance(header, dict):
+        raise ArchspecError("not a safetensors file (bad header)", where)
+    header.pop("__metadata__", None)
+    data_bytes = size - 8 - length
+    for name, entry in header.items():
+        ok = (isinstance(entry, dict) and entry.get("dtype") in DTYPE_SIZES
+              and isinstance(entry.get("shape"), list) and all(isinstance(d, int) and d >= 0 for d in entry["shape"])
+              and isinstance(entry.get("data_offsets"), list) and len(entry["data_offsets"]) == 2)
+        if ok:
+            begin, end = entry["data_offsets"]
+            numel = 1
+            for d in entry["shape"]:
+                numel *= d
+            ok = 0 <= begin <= end <= data_bytes and end - begin == numel * DTYPE_SIZES[entry["dtype"]]
+        if not ok:
+            raise ArchspecError(f"corrupt safetensors entry '{name}' (shape, dtype or offsets do not add up)", where)
+    return header
+
+
+def load_weights(module, path: str | os.PathLike, strict: bool = True) -> LoadReport:
+    """Load safetensors weights into ``module``.
+
+    strict: every name and shape must match, or nothing is loaded and every mismatch is listed.
+    Not strict: matching names with matching shapes load; the report lists the rest.
+    """
+    import torch
+    from safetensors import safe_open
+
+    header = read_header(path)
+    expected = module.state_dict()
+    report = LoadReport()
+    for name, tensor in expected.items():
+        if name not in header:
+            report.missing.append(name)
+        elif list(tensor.shape) != header[name]["shape"]:
+            file_shape = "×".join(map(str, header[name]["shape"])) or "scalar"
+            model_shape = "×".join(map(str, tensor.shape)) or "scalar"
+            report.mismatched.append(f"{name}: file has {file_shape}, model has {model_shape}")
+        else:
+            report.loaded.append(name)
+    report.unexpected = [name for name in header if name not in expected]
+    if strict and (report.missing or report.unexpected or report.mismatched):
+        where = Location(str(path))
+        problems = ([Problem(f"missing from the file: {n}", where) for n in report.missing]
+                    + [Problem(f"not in the model: {n}", where) for n in report.unexpected]
+                    + [Problem(f"shape differs: {m}", where) for m in report.mismatched])
+        raise SpecError(problems)
+    state = {}
+    with safe_open(str(path), framework="pt") as f:
+        for name in report.loaded:
+            state[name] = f.get_tensor(name)
+    with torch.no_grad():
+        for name, value in state.items():
+            expected[name].copy_(value.to(expected[name].dtype))
+    return report
