@@ -9,10 +9,12 @@ from .graph import Graph, Node
 from .infer import infer
 from .spec import Spec, load, loads
 from .summary import Summary
+from .weights import load_weights, save_weights  # torch is imported only when they are called
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ArchspecError", "Graph", "LimitError", "Location", "Node", "Problem", "Spec", "SpecError", "Summary",
-    "UsageError", "build", "check", "expand", "infer", "load", "loads", "summarize", "validate", "__version__",
+    "UsageError", "build", "check", "expand", "infer", "load", "load_weights", "loads", "save_weights",
+    "summarize", "validate", "__version__",
 ]

@@ -77,10 +77,11 @@ def _input_cells(s: Summary) -> list[str]:
 def totals_lines(s: Summary) -> list[tuple[str, str]]:
     t = s.totals
     frozen = f", non-trainable {count(t.non_trainable_params)}" if t.non_trainable_params else ""
+    buffers = [("Buffers (BN running stats)", f"{count(t.buffers)} = {size(t.buffer_bytes)}")] if t.buffers else []
     return [
         ("Parameters", f"{count(t.params)} (trainable {count(t.trainable_params)}{frozen}) = "
                        f"{size(t.param_bytes)} in {s.dtype}"),
-        ("Buffers (BN running stats)", f"{count(t.buffers)} = {size(t.buffer_bytes)}"),
+        *buffers,
         (f"Input (batch {s.batch})", size(t.input_bytes)),
         ("Forward activations (all outputs)", size(t.activation_bytes)),
         ("Inference peak (freeing as it goes)", size(t.forward_peak_bytes)),

@@ -113,6 +113,11 @@ class GlobalPool(LayerType):
         c = inputs[0][0]
         return (c, 1, 1) if a["keepdims"] else (c,)
 
+    def torch(self, a, inputs, out):
+        from .. import modules
+
+        return getattr(modules, self.module)(a["keepdims"])  # the module named by the entry
+
     def receptive_field(self, a, fields, inputs, out):
         return fields[0].whole(inputs[0][1:])
 
@@ -122,12 +127,7 @@ class GlobalAvgPool(GlobalPool):
     name = "global_avgpool"
     aliases = ("global_avgpool2d", "gap")
     doc = "Mean of each channel over the whole map (Keras GlobalAveragePooling2D)."
-    # computed as a mean over (H, W): its backward needs only the input's size, no tensor
-
-    def torch(self, a, inputs, out):
-        from ..modules import GlobalAvgPool
-
-        return GlobalAvgPool(a["keepdims"])
+    module = "GlobalAvgPool"  # a mean over (H, W): its backward needs only the input's size, no tensor
 
 
 @register
@@ -135,14 +135,10 @@ class GlobalMaxPool(GlobalPool):
     name = "global_maxpool"
     aliases = ("global_maxpool2d",)
     doc = "Maximum of each channel over the whole map (Keras GlobalMaxPooling2D)."
+    module = "GlobalMaxPool"
 
     def saved(self, a, inputs, out):
         return [Saved("input"), Saved("output")]  # amax's backward compares input with result
-
-    def torch(self, a, inputs, out):
-        from ..modules import GlobalMaxPool
-
-        return GlobalMaxPool(a["keepdims"])
 
 
 @register
