@@ -17,7 +17,7 @@ def export_onnx(module, input_shape, path: str | os.PathLike, batch: int = 1, ch
         raise UsageError("ONNX export needs the onnx package: pip install 'archspec[onnx]'") from None
     import torch
 
-    module = module.eval()
+    module = module.train(False)  # inference mode for export
     example = torch.randn(batch, *input_shape)
 
     def write(tmp: str) -> None:

@@ -10,6 +10,7 @@ import archspec
 from archspec.errors import UsageError
 from archspec.infer import DTYPE_BYTES
 from archspec.summary import OPTIMIZER_SLOTS
+from lecture_facts import KERAS_MNIST_SUMMARY
 
 MNIST = """
 archspec: 1
@@ -29,17 +30,6 @@ layers:
   - softmax
 """
 
-# model.summary() of the lecture's Keras network: (layer, output shape, params)
-KERAS_SUMMARY = [
-    ("conv2d", (16, 26, 26), 160),
-    ("maxpool2d", (16, 13, 13), 0),
-    ("conv2d", (32, 11, 11), 4_640),
-    ("maxpool2d", (32, 5, 5), 0),
-    ("flatten", (800,), 0),
-    ("linear", (32,), 25_632),
-    ("linear", (10,), 330),
-]
-
 
 @pytest.fixture
 def mnist(spec_file):
@@ -50,8 +40,8 @@ def test_keras_mnist_shapes_and_params(mnist):
     s = archspec.summarize(mnist)
     # Keras folds the activation into the layer; the table lists it as its own row
     rows = [r for r in s.rows if r.type not in ("relu", "softmax")]
-    assert [(r.type, r.output_shape, r.params) for r in rows] == KERAS_SUMMARY
-    assert s.totals.params == 30_762 == sum(p for _, _, p in KERAS_SUMMARY)
+    assert [(r.type, r.output_shape, r.params) for r in rows] == KERAS_MNIST_SUMMARY
+    assert s.totals.params == 30_762 == sum(p for _, _, p in KERAS_MNIST_SUMMARY)
     assert s.totals.trainable_params == 30_762 and s.totals.non_trainable_params == 0
 
 
