@@ -557,3 +557,56 @@ def test_schema_fragment_accepts_its_own_defaults(type_name):
     _, problems = layer.coerce_args({})
     assert {p for _, p in problems} == {p for _, p in problems if "needs" in p}
     assert len(problems) == sum(a.required for a in layer.args.values())
+
+
+# ------------------------------------------------------------------ the catalogue's own constructors
+
+
+def _constructed(layer, args, shapes, out):
+    """The catalogue's torch constructor as a callable (module, Call or identity) and its module."""
+    from archspec.layers.base import Call
+
+    made = layer.torch(args, shapes, out)
+    if made is None:
+        return (lambda x: x), None
+    if isinstance(made, Call):
+        if made.list_input:
+            return (lambda *xs: made.function(list(xs), **made.kwargs)), None
+        return (lambda *xs: made.function(*xs, **made.kwargs)), None
+    return made, made
+
+
+@pytest.mark.parametrize("type_name", sorted(REGISTRY))
+@SETTINGS
+@given(data=st.data())
+def test_catalogue_constructor_matches_the_rules_and_torch(type_name, data):
+    """layer.torch() — what archspec.build uses — gives the inferred shape, the counted parameters
+    and buffers, and, with the same weights, the independent oracle's output (eval mode)."""
+    layer, spec = REGISTRY[type_name], ORACLES[type_name]
+    case = data.draw(spec.strategy, label="case")
+    try:
+        args, out = catalogue(layer, case.raw, case.shapes)
+    except ShapeError:
+        return  # refused before anything is built
+    fn, module = _constructed(layer, args, case.shapes, out)
+    counted = layer.param_count(args, case.shapes, out)
+    if module is not None:
+        module.eval()
+        assert sum(p.numel() for p in module.parameters()) == counted.total
+        assert sum(b.numel() for b in module.buffers()) == counted.buffers
+    else:
+        assert counted.total == 0 and counted.buffers == 0
+    torch.manual_seed(0)
+    inputs = [torch.randn(BATCH, *s) for s in case.shapes]
+    with torch.no_grad():
+        y = fn(*inputs)
+    assert tuple(y.shape) == (BATCH, *out), f"{type_name}{case.raw} on {case.shapes}"
+    reference, ref_module = spec.build(args, case.shapes)
+    if ref_module is not None:
+        ref_module.eval()
+        if module is not None:
+            ref_module.load_state_dict(module.state_dict())
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = reference(*inputs)
+    torch.testing.assert_close(y, expected, msg=f"{type_name}{case.raw} on {case.shapes}")
