@@ -1,0 +1,551 @@
+"""The lecture's picture of a CNN: feature maps as 3-D boxes, left to right (LeNet, VGG figures).
+
+What is drawn
+    The graph input, then every layer that makes a new tensor of a new kind: convolutions,
+    pools, merges and fully connected layers. Layers that keep the shape (activations, batch
+    norm, dropout) and flatten fold into the box before them and show as a narrow stripe of
+    their family's colour at its right end. With ``depth=N`` (the ``--depth`` of ``archspec
+    summary``: 0 keeps top-level names only) every block deeper than that is one box, its
+    output, labelled with the block's name. Without ``depth``, a graph that would need more
+    than ``MAX_BOXES`` (60) boxes is drawn at depth 0, so ResNet-50/101/152 show the stem,
+    layer1..layer4 and the head.
+
+    The boxes follow the longest path from input to output (the "spine"). A merge's other
+    inputs are arcs above the boxes: an identity shortcut is a grey arc from the box it
+    leaves to the merge it joins; a path with layers on it (a ResNet projection, an
+    Inception branch) is an arc in the colour of its first layer, labelled with them.
+    An addition is a small ⊕ (its output has the shape of its inputs); a concatenation is a box.
+
+Scales (documented in the picture's caption too)
+    A map C×H×W is a box seen in oblique (cabinet) projection: the front face is ``thickness``
+    wide and ``height`` tall, the receding edge is ``depth`` long at 45° and drawn at half
+    length. height ∝ √H and depth ∝ √W, normalised so that the largest map of the network is
+    ``SPATIAL`` (180) units (never less than 8): halving the resolution shrinks a box by 1/√2,
+    so 224 and 7 are both readable. thickness = 4 + 7·log₂C units (1 channel: 4, 3: 15, 64: 46,
+    512: 67, 2048: 81), capped at 95: a 1-channel map is a visible sliver and 512 channels
+    are clearly thicker than 64. A fully connected output of n features is a bar 10 units
+    thick whose height is 20 + 40·log₁₀ n (10: 60, 1000: 140, 4096: 164), capped at 220.
+
+Labels read name, type and size; sizes are C×H×W, as ``archspec summary`` prints them.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from ..graph import INPUT, Graph
+from ..layers import lookup
+from ..render import count, giga, shape_text
+from ..summary import Summary
+from .scene import Circle, Curve, Group, Line, Polygon, Scene, Text, rect, text_width
+from .style import FAMILY_LABELS, INK, MUTED, darker, family_colour, family_of, lighter
+
+MAX_BOXES = 60  # more than this at full depth: draw at depth 0
+SPATIAL = 180.0  # height of the largest map
+MIN_SPATIAL = 8.0
+DEPTH_RATIO = 0.5  # cabinet projection: receding edges at half length
+COS45 = math.sqrt(0.5)
+MAX_THICKNESS = 95.0
+BAR_THICKNESS = 10.0
+BAR_DEPTH = 10.0
+MAX_BAR = 220.0
+ADD_RADIUS = 9.0
+GAP = 22.0  # between the front faces of neighbouring boxes
+MARGIN = 30.0
+LABEL_SIZE = 10.0
+LINE = 12.0  # label line height
+FOLDED = ("activation", "norm", "regularization")
+
+
+def thickness(channels: int) -> float:
+    """Front-face width of a map with ``channels`` channels: 4 + 7·log₂C, capped."""
+    return min(MAX_THICKNESS, 4.0 + 7.0 * math.log2(max(1, channels)))
+
+
+def bar_height(features: int) -> float:
+    """Height of a fully connected output of ``features``: 20 + 40·log₁₀ n, capped."""
+    return min(MAX_BAR, 20.0 + 40.0 * math.log10(max(1, features)))
+
+
+def spatial(size: int, largest: int) -> float:
+    """Height (or receding length before projection) of a spatial size: ∝ √size."""
+    return max(MIN_SPATIAL, SPATIAL * math.sqrt(size / max(1, largest)))
+
+
+# ------------------------------------------------------------------ selection
+
+
+@dataclass
+class Unit:
+    """One drawn thing: a box, a bar, a ⊕, or (off the spine) a layer folded into an arc."""
+
+    key: str  # node path, block path, or "input"
+    kind: str  # "box", "bar" or "add"
+    shape: tuple[int, ...]
+    family: str
+    name: str
+    detail: str  # the type line of the label
+    collapsed: bool = False
+    nodes: list = field(default_factory=list)  # the graph nodes it stands for
+    inputs: list[str] = field(default_factory=list)  # keys of the units it reads
+    bands: list[str] = field(default_factory=list)  # folded families, in order of appearance
+
+
+_SHORT_TYPES = {"conv2d": "conv", "linear": "fc", "maxpool2d": "maxpool", "avgpool2d": "avgpool",
+                "sumpool2d": "sumpool", "adaptive_avgpool2d": "avgpool", "global_avgpool": "global avgpool",
+                "global_maxpool": "global maxpool"}
+
+
+def _type_text(node) -> str:
+    layer = lookup(node.type)
+    kp = layer.key_params(node.args) if layer is not None else ""
+    if node.type in ("conv2d", "linear"):
+        kp = kp.split(",")[0] if node.type == "conv2d" else ""
+    return f"{_SHORT_TYPES.get(node.type, node.type)} {kp}".strip()
+
+
+def _kind(node_type: str, shape) -> str:
+    if node_type == "add":
+        return "add"
+    return "bar" if len(shape) <= 1 else "box"
+
+
+def collapse_key(path: str, depth: int | None) -> str:
+    """The row a node belongs to at ``depth``, as in ``archspec summary --depth``."""
+    parts = path.split(".")
+    return path if depth is None or len(parts) <= depth + 1 else ".".join(parts[:depth + 1])
+
+
+def select_units(graph: Graph, depth: int | None) -> dict[str, Unit]:
+    """Every unit of the graph at ``depth``, in execution order, keyed by unit key."""
+    units: dict[str, Unit] = {}
+    inp = graph.input_shape
+    units[INPUT] = Unit(INPUT, "bar" if len(inp) <= 1 else "box", inp, "input", "input", "input")
+    unit_of = {INPUT: INPUT}
+    for node in graph.nodes:
+        key = collapse_key(node.path, depth)
+        fam = family_of(node.type)
+        sources = [unit_of[i] for i in node.inputs]
+        if key != node.path:  # inside a block drawn as one box
+            unit = units.get(key)
+            if unit is None:
+                group = graph.groups.get(key)
+                label = group.label if group and group.kind == "block" else (group.kind if group else "block")
+                unit = units[key] = Unit(key, "box", node.shape, fam, key, label, collapsed=True)
+            unit.nodes.append(node)
+            unit.shape = node.shape
+            unit.kind = "bar" if len(node.shape) <= 1 else "box"
+            for s in sources:
+                if s != key and s not in unit.inputs:
+                    unit.inputs.append(s)
+            unit_of[node.path] = key
+            continue
+        keeps_shape = len(node.inputs) == 1 and graph.shape_of(node.inputs[0]) == node.shape
+        if len(sources) == 1 and (node.type in ("flatten", "identity") or (fam in FOLDED and keeps_shape)):
+            unit = units[sources[0]]
+            unit.nodes.append(node)
+            if fam in FOLDED and fam != unit.family and fam not in unit.bands:
+                unit.bands.append(fam)
+            unit_of[node.path] = unit.key
+            continue
+        units[node.path] = Unit(node.path, _kind(node.type, node.shape), node.shape, fam, node.path,
+                                _type_text(node), nodes=[node], inputs=list(dict.fromkeys(sources)))
+        unit_of[node.path] = node.path
+    for unit in units.values():
+        if unit.collapsed:
+            _colour_block(unit)
+    units["__output__"] = Unit("__output__", "box", (), "input", "", "", inputs=[unit_of[graph.output]])
+    return units
+
+
+def _colour_block(unit: Unit) -> None:
+    """A collapsed block takes the colour of the family doing most of its work; the rest are stripes."""
+    work: dict[str, int] = {}
+    seen: list[str] = []
+    for node in unit.nodes:
+        fam = family_of(node.type)
+        if fam not in seen:
+            seen.append(fam)
+        work[fam] = work.get(fam, 0) + (2 if fam in ("conv", "dense") else 1 if fam in ("pool", "merge") else 0)
+    main = max(seen, key=lambda f: (work.get(f, 0), -seen.index(f)))
+    unit.family = main
+    unit.bands = [f for f in seen if f != main and f not in ("reshape",)]
+    n = len(unit.nodes)
+    unit.detail = f"{unit.detail} · {n} layer{'s' if n != 1 else ''}"
+
+
+def spine(units: dict[str, Unit]) -> list[str]:
+    """The longest chain of units from the input to the output (ties: a merge's first input)."""
+    length: dict[str, int] = {}
+    best: dict[str, str | None] = {}
+    for key, unit in units.items():
+        if not unit.inputs:
+            length[key], best[key] = (0, None) if key == INPUT else (-10**9, None)
+            continue
+        pred = max(unit.inputs, key=lambda k: (length.get(k, -10**9), -unit.inputs.index(k)))
+        length[key], best[key] = length.get(pred, -10**9) + 1, pred
+    chain, k = [], best["__output__"]
+    while k is not None:
+        chain.append(k)
+        k = best[k]
+    return chain[::-1]
+
+
+@dataclass
+class Skip:
+    source: str  # a spine unit
+    target: str  # a spine unit
+    via: list[Unit]  # off-spine units on the way, in order
+    paths: int = 1  # parallel paths with the same ends drawn as this one arc (Inception branches)
+
+
+def skips(units: dict[str, Unit], chain: list[str]) -> list[Skip]:
+    """Connections between spine units other than neighbours, with the off-spine units they pass."""
+    on = set(chain)
+    pos = {k: i for i, k in enumerate(chain)}
+    out = []
+    for key in chain:
+        unit = units[key]
+        for src in unit.inputs:
+            if src in on and pos[src] == pos[key] - 1:
+                continue
+            via: list[Unit] = []
+            k = src
+            while k not in on:
+                via.append(units[k])
+                if not units[k].inputs:
+                    break
+                # walk back along the longest input, stopping at the spine
+                k = max(units[k].inputs, key=lambda s: (s in on, pos.get(s, -1)))
+            if k in on:
+                same = next((s for s in out if s.source == k and s.target == key and bool(s.via) == bool(via)), None)
+                if same is None:
+                    out.append(Skip(k, key, via[::-1]))
+                else:
+                    same.via += via[::-1]
+                    same.paths += 1
+    return out
+
+
+def boxes_units(summary: Summary, depth: int | None = None) -> tuple[dict[str, Unit], list[str], int | None]:
+    """(units, spine, the depth used): ``depth=None`` picks depth 0 for graphs of more than MAX_BOXES boxes."""
+    graph = summary.graph
+    if depth is None:
+        units = select_units(graph, None)
+        if len(units) - 1 <= MAX_BOXES:  # every unit but the output marker, on the spine or not
+            return units, spine(units), None
+        depth = 0
+    units = select_units(graph, depth)
+    return units, spine(units), depth
+
+
+# ------------------------------------------------------------------ geometry
+
+
+@dataclass
+class Placed:
+    unit: Unit
+    x: float  # left of the front face
+    t: float  # front-face width
+    h: float  # front-face height
+    d: float  # projected receding offset (dx = dy = d)
+    top: float  # y of the front face's top
+    cx: float = 0.0  # anchor of arcs and labels
+    arc_y: float = 0.0  # where an arc leaves or arrives
+
+    @property
+    def bottom(self) -> float:
+        return self.top + self.h
+
+    @property
+    def right(self) -> float:
+        return self.x + self.t + self.d
+
+    @property
+    def upper(self) -> float:
+        return self.top - self.d
+
+
+def _box_items(p: Placed) -> list:
+    """A box: front face, top and side parallelograms, with the folded families as stripes at its right end."""
+    x, y, t, h, d = p.x, p.top, p.t, p.h, p.d
+    base = family_colour(p.unit.family)
+    edge = darker(base, 0.45)
+    items = [
+        Polygon(((x + t, y), (x + t + d, y - d), (x + t + d, y + h - d), (x + t, y + h)),
+                fill=darker(base, 0.18), stroke=edge, width=0.7),  # side
+        Polygon(((x, y), (x + d, y - d), (x + t + d, y - d), (x + t, y)),
+                fill=lighter(base, 0.35), stroke=edge, width=0.7),  # top
+        rect(x, y, t, h, fill=base, stroke=edge, width=0.7),  # front
+    ]
+    bands = p.unit.bands
+    if bands:
+        bw = max(1.5, min(5.0, 0.12 * t))
+        x1 = x + t - bw * len(bands)
+        for fam in bands:
+            c = family_colour(fam)
+            items.append(rect(x1, y, bw, h, fill=c))
+            items.append(Polygon(((x1, y), (x1 + d, y - d), (x1 + bw + d, y - d), (x1 + bw, y)), fill=lighter(c, 0.35)))
+            x1 += bw
+        items.append(Polygon(((x, y), (x + d, y - d), (x + t + d, y - d), (x + t, y)), stroke=edge, width=0.7))
+        items.append(rect(x, y, t, h, stroke=edge, width=0.7))
+    return items
+
+
+def _label_lines(unit: Unit) -> list[tuple[str, str, str]]:
+    """(text, weight, colour) lines under a unit."""
+    size = str(unit.shape[0]) if len(unit.shape) == 1 else shape_text(unit.shape)
+    if unit.key == INPUT:
+        return [("input", "bold", INK), (size, "normal", INK)]
+    return [(unit.name, "bold", INK), (unit.detail, "normal", MUTED), (size, "normal", INK)]
+
+
+def boxes_scene(summary: Summary, depth: int | None = None, legend: bool = True) -> Scene:
+    """The layered-boxes picture of ``summary`` (see the module's documentation)."""
+    units, chain, used_depth = boxes_units(summary, depth)
+    drawn = [units[k] for k in chain]
+    largest = max([max(u.shape[1:]) for u in drawn if len(u.shape) >= 2] + [1])
+
+    # -- place the units left to right on a common centre line (y = 0 for now)
+    placed: dict[str, Placed] = {}
+    x = 0.0
+    previous = None
+    for unit in drawn:
+        if previous is not None:
+            if unit.kind == "add":  # clear of the receding faces of the box before it
+                x = max(x + GAP / 2, placed[previous.key].right + 8)
+            else:
+                x += GAP if not (previous.kind == "bar" and unit.kind == "bar") else GAP * 0.8
+        if unit.kind == "add":
+            p = Placed(unit, x, 2 * ADD_RADIUS, 2 * ADD_RADIUS, 0.0, -ADD_RADIUS)
+            p.cx, p.arc_y = x + ADD_RADIUS, -ADD_RADIUS
+        elif unit.kind == "bar":
+            n = math.prod(unit.shape) if unit.shape else 1
+            h = bar_height(n)
+            d = BAR_DEPTH * COS45
+            p = Placed(unit, x, BAR_THICKNESS, h, d, -h / 2 + d / 2)
+        else:
+            c = unit.shape[0]
+            hh = unit.shape[1]
+            ww = unit.shape[2] if len(unit.shape) > 2 else 1
+            h = spatial(hh, largest)
+            d = spatial(ww, largest) * DEPTH_RATIO * COS45
+            p = Placed(unit, x, thickness(c), h, d, -h / 2 + d / 2)
+        if unit.kind != "add":
+            p.cx, p.arc_y = p.x + p.d + p.t / 2, p.top - p.d  # the middle of the back top edge
+        placed[unit.key] = p
+        x += p.t + (p.d if unit.kind != "add" else 0) * 0.35
+        previous = unit
+    content_right = max(p.right for p in placed.values())
+
+    # -- arcs above the boxes; overlapping spans are stacked in levels
+    arcs = skips(units, chain)
+    pos = {k: i for i, k in enumerate(chain)}
+    arcs.sort(key=lambda a: (pos[a.target] - pos[a.source], pos[a.source]))
+    levels: list[list[tuple[int, int]]] = []
+    arc_level = []
+    for a in arcs:
+        span = (pos[a.source], pos[a.target])
+        for lv, taken in enumerate(levels):
+            if all(span[1] <= s or span[0] >= e for s, e in taken):
+                taken.append(span)
+                arc_level.append(lv)
+                break
+        else:
+            levels.append([span])
+            arc_level.append(len(levels) - 1)
+    upper = min(p.upper for p in placed.values())
+    arc_room = (34.0 + 16.0 * len(levels)) if arcs else 0.0
+
+    # -- labels in rows under the lowest box: each goes to the first row where it fits
+    label_top = max(p.bottom for p in placed.values()) + 14
+    rows_right: list[float] = []
+    labels = []
+    for unit in drawn:
+        if unit.kind == "add":
+            continue
+        p = placed[unit.key]
+        lines = _label_lines(unit)
+        w = max(text_width(s, LABEL_SIZE, wt) for s, wt, _ in lines)
+        cx = p.x + p.t / 2
+        left = cx - w / 2
+        for r, right in enumerate(rows_right):
+            if right + 8 <= left:
+                row = r
+                break
+        else:
+            row = len(rows_right)
+            rows_right.append(-1e9)
+        rows_right[row] = cx + w / 2
+        labels.append((unit, p, lines, cx, row, w))
+    n_lines = max((len(lb[2]) for lb in labels), default=2)
+    row_h = n_lines * LINE + 6
+    label_bottom = label_top + row_h * max(1, len(rows_right))
+    label_left = min([p.x for p in placed.values()] + [lb[3] - lb[5] / 2 for lb in labels])
+    label_right = max([content_right] + [lb[3] + lb[5] / 2 for lb in labels])
+
+    # -- title, then everything shifted into place
+    t = summary.totals
+    title = summary.name
+    sub = (f"{count(t.params)} parameters · {giga(t.macs // summary.batch)}MACs per image · "
+           f"input {shape_text(summary.input)}")
+    layers = len(summary.graph.nodes)
+    shown = sum(1 for u in drawn if u.key != INPUT and u.kind != "add")
+    sub2 = f"{shown} box{'es' if shown != 1 else ''} for {layers} layer{'s' if layers != 1 else ''}"
+    if used_depth is not None:
+        how = "as asked" if depth is not None else f"automatically: more than {MAX_BOXES} boxes at full depth"
+        sub2 += f", blocks collapsed to depth {used_depth} ({how})"
+    title_h = 70.0
+    dx = MARGIN - label_left
+    dy = MARGIN + title_h + arc_room - upper
+
+    items: list = [
+        Text(MARGIN, MARGIN + 18, title, size=20, weight="bold", colour=INK),
+        Text(MARGIN, MARGIN + 40, sub, size=12, colour=INK),
+        Text(MARGIN, MARGIN + 57, sub2, size=11, colour=MUTED),
+    ]
+
+    def X(v):
+        return v + dx
+
+    def Y(v):
+        return v + dy
+
+    # leader lines first, so boxes cover their ends
+    for unit, p, lines, cx, row, w in labels:
+        ly = label_top + row * row_h
+        items.append(Line(((X(cx), Y(p.bottom + 3)), (X(cx), Y(ly - 2))), stroke="#c8c8c8", width=0.6))
+
+    for key in chain:
+        p = placed[key]
+        unit = p.unit
+        shift = _shift(_unit_items(p), dx, dy)
+        cls = {"add": "merge", "bar": "bar"}.get(unit.kind, "box")
+        label = f"{unit.key} {shape_text(unit.shape)}"
+        items.append(Group(tuple(shift), cls=cls, label=label))
+
+    for a, lv in zip(arcs, arc_level):
+        ps, pt = placed[a.source], placed[a.target]
+        i0, i1 = pos[a.source], pos[a.target]
+        between = [placed[chain[i]] for i in range(i0, i1 + 1)]
+        peak = min(b.upper for b in between) - 24 - 16 * lv
+        items.append(_arc(a, ps, pt, peak, dx, dy))
+
+    for unit, p, lines, cx, row, w in labels:
+        ly = label_top + row * row_h
+        texts = []
+        for i, (s, wt, col) in enumerate(lines):
+            texts.append(Text(X(cx), Y(ly + LINE * (i + 1) - 2), s, size=LABEL_SIZE, anchor="middle", weight=wt,
+                              colour=col))
+        items.append(Group(tuple(texts), cls="label", label=unit.key))
+
+    caption = ("box: height ∝ √H, depth ∝ √W, thickness = 4 + 7·log₂C;  bar: height = 20 + 40·log₁₀ features;  "
+               "sizes C×H×W")
+    width = max(label_right - label_left + 2 * MARGIN, text_width(sub, 12) + 2 * MARGIN,
+                text_width(sub2, 11) + 2 * MARGIN, text_width(caption, 9) + 2 * MARGIN)
+    y = Y(label_bottom) + 10
+    if legend:
+        present = []
+        for unit in drawn:
+            for fam in (unit.family, *unit.bands):
+                if fam not in present:
+                    present.append(fam)
+        legend_items, y, lw = _legend(present, arcs, units, MARGIN, y, width - 2 * MARGIN)
+        items.append(Group(tuple(legend_items), cls="legend"))
+        width = max(width, lw + 2 * MARGIN)
+    items.append(Text(MARGIN, y + 14, caption, size=9, colour=MUTED))
+    height = y + 14 + MARGIN
+    return Scene(math.ceil(width), math.ceil(height), items, title=f"{summary.name}: layered boxes")
+
+
+def _shift(items, dx, dy):
+    out = []
+    for it in items:
+        if isinstance(it, Polygon):
+            out.append(Polygon(tuple((x + dx, y + dy) for x, y in it.points), it.fill, it.stroke, it.width, it.opacity))
+        elif isinstance(it, Circle):
+            out.append(Circle((it.center[0] + dx, it.center[1] + dy), it.radius, it.fill, it.stroke, it.width,
+                              it.opacity))
+        elif isinstance(it, Line):
+            out.append(Line(tuple((x + dx, y + dy) for x, y in it.points), it.stroke, it.width, it.dash, it.opacity))
+        else:
+            raise TypeError(it)
+    return out
+
+
+def _unit_items(p: Placed) -> list:
+    unit = p.unit
+    if unit.kind == "add":
+        base = family_colour("merge")
+        cx, cy, r = p.x + ADD_RADIUS, 0.0, ADD_RADIUS
+        return [Circle((cx, cy), r, fill=lighter(base, 0.55), stroke=darker(base, 0.3), width=1.2),
+                Line(((cx - r * 0.55, cy), (cx + r * 0.55, cy)), stroke=darker(base, 0.4), width=1.4),
+                Line(((cx, cy - r * 0.55), (cx, cy + r * 0.55)), stroke=darker(base, 0.4), width=1.4)]
+    return _box_items(p)
+
+
+def _arc(a: Skip, ps: Placed, pt: Placed, peak: float, dx: float, dy: float) -> Group:
+    colour = "#777777" if not a.via else darker(family_colour(a.via[0].family), 0.15)
+    x0, y0 = ps.cx + dx, ps.arc_y + dy
+    x1, y1 = pt.cx + dx, pt.arc_y + dy - 1
+    pk = peak + dy
+    items: list = [Line(tuple(_bridge(x0, y0, x1, y1 - 5, pk)), stroke=colour, width=1.3,
+                        dash=(5, 3) if a.via else None)]
+    items.append(Polygon(((x1, y1), (x1 - 3.5, y1 - 7), (x1 + 3.5, y1 - 7)), fill=colour))
+    if a.via:
+        n = len(a.via)
+        parts = [f"{u.detail} → {shape_text(u.shape)}" for u in a.via]
+        if a.paths > 1:
+            options = [f"{a.paths} more branches: " + "; ".join(parts), f"{a.paths} more parallel branches",
+                       f"+{a.paths} branches"]
+        else:
+            options = ["; ".join(parts), f"{parts[0]}; … ({n} layers)", f"{n} layer{'s' if n > 1 else ''}"]
+        room = max(60.0, 1.3 * (x1 - x0))
+        text = next((o for o in options if text_width(o, 9) <= room), options[-1])
+        items.append(Text((x0 + x1) / 2, pk - 3, text, size=9, anchor="middle", colour=colour))
+    via = ",".join(u.key for u in a.via)
+    return Group(tuple(items), cls="skip", label=f"{a.source} -> {a.target}" + (f" via {via}" if via else ""))
+
+
+def _bridge(x0: float, y0: float, x1: float, y1: float, peak: float) -> list[tuple[float, float]]:
+    """An arc over the boxes: up from (x0, y0), across at ``peak`` with round shoulders, down to (x1, y1).
+
+    Straight sides keep it clear of the boxes it passes (a single Bézier would cut their corners).
+    """
+    r = max(2.0, min(36.0, (x1 - x0) / 2, y0 - peak, y1 - peak))
+    k = 0.5523 * r  # cubic approximation of a quarter circle
+    left = Curve((x0, peak + r), (x0, peak + r - k), (x0 + r - k, peak), (x0 + r, peak)).points(12)
+    right = Curve((x1 - r, peak), (x1 - r + k, peak), (x1, peak + r - k), (x1, peak + r)).points(12)
+    return [(x0, y0)] + left + right + [(x1, y1)]
+
+
+def _legend(families, arcs, units, x0, y, width):
+    """Swatches of the families drawn, and the kinds of arcs; returns (items, bottom y, width used)."""
+    entries = []
+    for fam in ("input", "conv", "pool", "norm", "activation", "regularization", "dense", "merge", "reshape"):
+        if fam in families:
+            entries.append(("swatch", fam, FAMILY_LABELS[fam]))
+    if any(not a.via for a in arcs):
+        entries.append(("identity", "#777777", "identity shortcut"))
+    if any(a.via for a in arcs):
+        entries.append(("path", darker(family_colour(next(a for a in arcs if a.via).via[0].family), 0.15),
+                        "shortcut through layers"))
+    items: list = [Text(x0, y + 12, "Legend", size=10, weight="bold", colour=INK)]
+    x = x0 + text_width("Legend", 10, "bold") + 12
+    used = x
+    for kind, what, label in entries:
+        w = 22 + text_width(label, 10) + 16
+        if x + w > x0 + max(width, 400) and x > x0 + 80:
+            x = x0 + text_width("Legend", 10, "bold") + 12
+            y += 18
+        if kind == "swatch":
+            c = family_colour(what)
+            items.append(Group((rect(x, y + 3, 14, 11, fill=c, stroke=darker(c, 0.45), width=0.7),
+                                Text(x + 20, y + 12, label, size=10, colour=INK)), cls="legend-entry", label=what))
+        else:
+            items.append(Group((Line(((x, y + 9), (x + 16, y + 9)), stroke=what, width=1.3,
+                                     dash=(5, 3) if kind == "path" else None),
+                                Text(x + 20, y + 12, label, size=10, colour=INK)), cls="legend-entry", label=kind))
+        x += w
+        used = max(used, x)
+    return items, y + 20, used - x0

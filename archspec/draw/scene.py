@@ -1,0 +1,465 @@
+"""A tiny vector scene: plain shapes in one coordinate system, written as SVG or PNG.
+
+The boxes diagram and the comparison chart both build a ``Scene`` and never draw anything
+themselves, so SVG and PNG always agree. Coordinates are in scene units (SVG user units,
+y downwards); ``to_png(scale=2)`` makes two pixels per unit.
+
+Text is laid out with ``text_width``, which uses the advance widths of DejaVu Sans (embedded
+below), not whatever font the machine has, so the SVG is byte-for-byte the same everywhere.
+The SVG names "DejaVu Sans" first with common fallbacks. The PNG uses DejaVu Sans when the
+system has it, else Pillow's built-in scalable font (``ImageFont.load_default(size=...)``,
+Pillow >= 10.1), which needs no system font at all; that font lacks a few symbols (×, √, ...),
+which are then written in ASCII. Shapes are anti-aliased by drawing at twice the size and
+downsampling.
+"""
+from __future__ import annotations
+
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Union
+
+from ..errors import UsageError
+
+Point = tuple[float, float]
+
+FONT_FAMILY = "DejaVu Sans, Verdana, Arial, Helvetica, sans-serif"
+
+# ------------------------------------------------------------------ items
+
+
+@dataclass(frozen=True)
+class Polygon:
+    """A closed polygon, filled and/or stroked."""
+
+    points: tuple[Point, ...]
+    fill: str | None = None
+    stroke: str | None = None
+    width: float = 1.0
+    opacity: float = 1.0  # of the fill
+
+
+@dataclass(frozen=True)
+class Line:
+    """An open polyline (two points: a segment)."""
+
+    points: tuple[Point, ...]
+    stroke: str = "#000000"
+    width: float = 1.0
+    dash: tuple[float, float] | None = None  # (on, off) lengths
+    opacity: float = 1.0
+
+
+@dataclass(frozen=True)
+class Curve:
+    """An open cubic Bézier curve from ``start`` to ``end``."""
+
+    start: Point
+    c1: Point
+    c2: Point
+    end: Point
+    stroke: str = "#000000"
+    width: float = 1.0
+    dash: tuple[float, float] | None = None
+    opacity: float = 1.0
+
+    def points(self, n: int = 48) -> list[Point]:
+        """The curve flattened to ``n`` segments."""
+        (x0, y0), (x1, y1), (x2, y2), (x3, y3) = self.start, self.c1, self.c2, self.end
+        out = []
+        for i in range(n + 1):
+            t = i / n
+            u = 1 - t
+            a, b, c, d = u * u * u, 3 * u * u * t, 3 * u * t * t, t * t * t
+            out.append((a * x0 + b * x1 + c * x2 + d * x3, a * y0 + b * y1 + c * y2 + d * y3))
+        return out
+
+
+@dataclass(frozen=True)
+class Circle:
+    center: Point
+    radius: float
+    fill: str | None = None
+    stroke: str | None = None
+    width: float = 1.0
+    opacity: float = 1.0  # of the fill
+
+
+@dataclass(frozen=True)
+class Text:
+    """One line of text; ``y`` is the baseline, ``anchor`` says which end (or the middle) is at ``x``."""
+
+    x: float
+    y: float
+    text: str
+    size: float = 12.0
+    anchor: str = "start"  # "start", "middle" or "end"
+    weight: str = "normal"  # "normal" or "bold"
+    colour: str = "#000000"
+    rotate: float = 0.0  # degrees clockwise about (x, y), as SVG's rotate(); -90 reads upwards
+
+    def __post_init__(self):
+        if self.anchor not in ("start", "middle", "end"):
+            raise ValueError(f"text anchor must be start, middle or end, found {self.anchor!r}")
+        if self.weight not in ("normal", "bold"):
+            raise ValueError(f"text weight must be normal or bold, found {self.weight!r}")
+
+
+@dataclass(frozen=True)
+class Group:
+    """Items drawn together; ``cls`` and ``label`` become the SVG group's class and title (for tests and tools)."""
+
+    items: tuple["Item", ...]
+    cls: str = ""
+    label: str = ""
+
+
+Item = Union[Polygon, Line, Curve, Circle, Text, Group]
+
+
+def rect(x: float, y: float, w: float, h: float, **style) -> Polygon:
+    return Polygon(((x, y), (x + w, y), (x + w, y + h), (x, y + h)), **style)
+
+
+# ------------------------------------------------------------------ text metrics
+
+# Advance widths of DejaVu Sans (book and bold), in thousandths of an em, for ASCII 32..126.
+_WIDTHS = {
+    "normal": (
+        318, 401, 460, 838, 636, 950, 780, 275, 390, 390, 500, 838, 318, 361, 318, 337, 636, 636, 636, 636,
+        636, 636, 636, 636, 636, 636, 337, 337, 838, 838, 838, 531, 1000, 684, 686, 698, 770, 632, 575, 775,
+        752, 295, 295, 656, 557, 863, 748, 787, 603, 787, 695, 635, 611, 732, 684, 989, 685, 611, 685, 390,
+        337, 390, 838, 500, 500, 613, 635, 550, 635, 615, 352, 635, 634, 278, 278, 579, 278, 974, 634, 612,
+        635, 635, 411, 521, 392, 634, 592, 818, 592, 592, 525, 636, 337, 636, 838),
+    "bold": (
+        348, 456, 521, 838, 696, 1002, 872, 306, 457, 457, 523, 838, 380, 415, 380, 365, 696, 696, 696, 696,
+        696, 696, 696, 696, 696, 696, 400, 400, 838, 838, 838, 580, 1000, 774, 762, 734, 830, 683, 683, 821,
+        837, 372, 372, 775, 637, 995, 837, 850, 733, 850, 770, 720, 682, 812, 774, 1103, 771, 724, 725, 457,
+        365, 457, 838, 500, 500, 675, 716, 593, 716, 678, 435, 716, 712, 343, 343, 665, 343, 1042, 712, 687,
+        716, 716, 493, 595, 478, 712, 652, 924, 645, 652, 582, 712, 365, 712, 838),
+}
+_EXTRA = {"×": 838, "—": 1000, "–": 500, "·": 340, "µ": 680, "…": 1000, "∝": 714, "√": 650, "≈": 838,
+          "²": 420, "₂": 420, "₁": 420, "₀": 420, "→": 838, "%": 960}
+
+
+def text_width(text: str, size: float, weight: str = "normal") -> float:
+    """Width of ``text`` in DejaVu Sans at ``size`` (deterministic: no font file is read)."""
+    table = _WIDTHS["bold" if weight == "bold" else "normal"]
+    total = 0
+    for ch in text:
+        o = ord(ch)
+        total += table[o - 32] if 32 <= o < 127 else _EXTRA.get(ch, 640)
+    return total * size / 1000
+
+
+def text_box(t: Text) -> tuple[float, float, float, float]:
+    """(left, top, right, bottom) of an unrotated text item, approximately (ascent 0.76, descent 0.24)."""
+    w = text_width(t.text, t.size, t.weight)
+    left = t.x - {"start": 0, "middle": w / 2, "end": w}[t.anchor]
+    return left, t.y - 0.76 * t.size, left + w, t.y + 0.24 * t.size
+
+
+# ------------------------------------------------------------------ the scene
+
+
+def _num(v: float) -> str:
+    """A coordinate with at most 2 decimals, no trailing zeros, never '-0'."""
+    s = f"{v:.2f}".rstrip("0").rstrip(".")
+    return "0" if s in ("-0", "") else s
+
+
+def _pts(points) -> str:
+    return " ".join(f"{_num(x)},{_num(y)}" for x, y in points)
+
+
+_INVALID_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
+
+
+def _escape(text: str) -> str:
+    text = _INVALID_XML.sub("", text)
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+
+
+def _colour(c: str | None) -> str:
+    if c is None:
+        return "none"
+    if not _COLOUR.match(c):
+        raise ValueError(f"colours are #rrggbb, found {c!r}")
+    return c.lower()
+
+
+def _stroke_attrs(stroke, width, dash=None, opacity=1.0) -> str:
+    if stroke is None:
+        return ' stroke="none"'
+    s = f' stroke="{_colour(stroke)}" stroke-width="{_num(width)}"'
+    if dash:
+        s += f' stroke-dasharray="{_num(dash[0])},{_num(dash[1])}"'
+    if opacity < 1:
+        s += f' stroke-opacity="{_num(opacity)}"'
+    return s
+
+
+def _fill_attrs(fill, opacity) -> str:
+    s = f' fill="{_colour(fill)}"'
+    if fill is not None and opacity < 1:
+        s += f' fill-opacity="{_num(opacity)}"'
+    return s
+
+
+@dataclass
+class Scene:
+    width: float
+    height: float
+    items: list[Item] = field(default_factory=list)
+    background: str | None = "#ffffff"
+    title: str = ""
+
+    def add(self, *items: Item) -> None:
+        self.items.extend(items)
+
+    def walk(self, items=None):
+        """Every primitive item, groups flattened, in drawing order."""
+        for item in self.items if items is None else items:
+            if isinstance(item, Group):
+                yield from self.walk(item.items)
+            else:
+                yield item
+
+    # -------------------------------------------------------------- SVG
+
+    def to_svg(self) -> str:
+        w, h = _num(self.width), _num(self.height)
+        out = ['<?xml version="1.0" encoding="UTF-8" standalone="no"?>',
+               f'<svg xmlns="http://www.w3.org/2000/svg" version="1.1" width="{w}" height="{h}" '
+               f'viewBox="0 0 {w} {h}" font-family="{FONT_FAMILY}">']
+        if self.title:
+            out.append(f"<title>{_escape(self.title)}</title>")
+        if self.background:
+            out.append(f'<rect x="0" y="0" width="{w}" height="{h}" fill="{_colour(self.background)}"/>')
+        self._svg_items(self.items, out)
+        out.append("</svg>")
+        return "\n".join(out) + "\n"
+
+    def _svg_items(self, items, out: list[str]) -> None:
+        for item in items:
+            if isinstance(item, Group):
+                cls = f' class="{_escape(item.cls)}"' if item.cls else ""
+                out.append(f"<g{cls}>")
+                if item.label:
+                    out.append(f"<title>{_escape(item.label)}</title>")
+                self._svg_items(item.items, out)
+                out.append("</g>")
+            elif isinstance(item, Polygon):
+                out.append(f'<polygon points="{_pts(item.points)}"{_fill_attrs(item.fill, item.opacity)}'
+                           f'{_stroke_attrs(item.stroke, item.width)} stroke-linejoin="round"/>')
+            elif isinstance(item, Line):
+                out.append(f'<polyline points="{_pts(item.points)}" fill="none"'
+                           f'{_stroke_attrs(item.stroke, item.width, item.dash, item.opacity)} '
+                           'stroke-linecap="round" stroke-linejoin="round"/>')
+            elif isinstance(item, Curve):
+                d = (f"M {_pts([item.start])} C {_pts([item.c1])} {_pts([item.c2])} {_pts([item.end])}")
+                out.append(f'<path d="{d}" fill="none"'
+                           f'{_stroke_attrs(item.stroke, item.width, item.dash, item.opacity)} stroke-linecap="round"/>')
+            elif isinstance(item, Circle):
+                out.append(f'<circle cx="{_num(item.center[0])}" cy="{_num(item.center[1])}" r="{_num(item.radius)}"'
+                           f'{_fill_attrs(item.fill, item.opacity)}{_stroke_attrs(item.stroke, item.width)}/>')
+            elif isinstance(item, Text):
+                attrs = f'x="{_num(item.x)}" y="{_num(item.y)}" font-size="{_num(item.size)}"'
+                if item.anchor != "start":
+                    attrs += f' text-anchor="{item.anchor}"'
+                if item.weight != "normal":
+                    attrs += f' font-weight="{item.weight}"'
+                attrs += f' fill="{_colour(item.colour)}"'
+                if item.rotate:
+                    attrs += f' transform="rotate({_num(item.rotate)} {_num(item.x)} {_num(item.y)})"'
+                out.append(f"<text {attrs}>{_escape(item.text)}</text>")
+            else:
+                raise TypeError(f"not a scene item: {item!r}")
+
+    # -------------------------------------------------------------- PNG
+
+    def to_png(self, path: str | os.PathLike, scale: float = 2) -> Path:
+        """Rasterise with Pillow: ``scale`` pixels per scene unit, anti-aliased by 2× supersampling."""
+        from PIL import Image, ImageDraw
+
+        out_w, out_h = max(1, math.ceil(self.width * scale)), max(1, math.ceil(self.height * scale))
+        # supersample 2x, less for very large pictures (keeps memory under ~200 MB)
+        ss = max(1.0, min(2.0, math.sqrt(60e6 / (out_w * out_h))))
+        f = scale * ss
+        big = (max(1, round(out_w * ss)), max(1, round(out_h * ss)))
+        bg = _rgba(self.background or "#ffffff")[:3]
+        image = Image.new("RGB", big, bg)
+        draw = ImageDraw.Draw(image, "RGBA")
+        for item in self.walk():
+            _draw_item(image, draw, item, f)
+        if big != (out_w, out_h):
+            image = image.resize((out_w, out_h), Image.LANCZOS)
+        image.save(path, format="PNG")
+        return Path(path)
+
+    # -------------------------------------------------------------- files
+
+    def save(self, path: str | os.PathLike, fmt: str | None = None) -> Path:
+        """Write the scene as ``fmt`` ("svg" or "png"; default: the file's suffix), atomically."""
+        from ..weights import atomic_write
+
+        path = Path(path)
+        fmt = (fmt or path.suffix.lstrip(".")).lower()
+        if fmt == "svg":
+            text = self.to_svg()
+            atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+        elif fmt == "png":
+            atomic_write(path, lambda tmp: self.to_png(tmp))
+        else:
+            raise UsageError(f"cannot write '{path}' as {fmt or 'an unknown format'}: choose svg or png")
+        return path
+
+
+# ------------------------------------------------------------------ Pillow backend
+
+
+def _rgba(colour: str, opacity: float = 1.0) -> tuple[int, int, int, int]:
+    c = _colour(colour)
+    return int(c[1:3], 16), int(c[3:5], 16), int(c[5:7], 16), round(255 * max(0.0, min(1.0, opacity)))
+
+
+def _scaled(points, f) -> list[tuple[float, float]]:
+    return [(x * f, y * f) for x, y in points]
+
+
+def _dashed(points, on: float, off: float) -> list[list[Point]]:
+    """A polyline cut into dashes of length ``on`` separated by ``off``."""
+    dashes: list[list[Point]] = []
+    current: list[Point] = [points[0]]
+    drawing, left = True, on
+    for (x0, y0), (x1, y1) in zip(points, points[1:]):
+        seg = math.hypot(x1 - x0, y1 - y0)
+        pos = 0.0
+        while seg - pos > left:
+            pos += left
+            t = pos / seg
+            p = (x0 + (x1 - x0) * t, y0 + (y1 - y0) * t)
+            if drawing:
+                current.append(p)
+                dashes.append(current)
+            else:
+                current = [p]
+            drawing = not drawing
+            left = on if drawing else off
+        left -= seg - pos
+        if drawing:
+            current.append((x1, y1))
+    if drawing and len(current) > 1:
+        dashes.append(current)
+    return dashes
+
+
+def _polyline(draw, points, colour, width, dash, f) -> None:
+    pts = _scaled(points, f)
+    w = max(1, round(width * f))
+    runs = _dashed(pts, dash[0] * f, dash[1] * f) if dash else [pts]
+    for run in runs:
+        if len(run) >= 2:
+            draw.line(run, fill=colour, width=w, joint="curve")
+            if w > 2:  # round caps
+                r = w / 2
+                for x, y in (run[0], run[-1]):
+                    draw.ellipse((x - r, y - r, x + r, y + r), fill=colour)
+
+
+def _draw_item(image, draw, item, f) -> None:
+    if isinstance(item, Polygon):
+        pts = _scaled(item.points, f)
+        if item.fill is not None:
+            draw.polygon(pts, fill=_rgba(item.fill, item.opacity))
+        if item.stroke is not None and item.width > 0:
+            _polyline(draw, list(item.points) + [item.points[0]], _rgba(item.stroke), item.width, None, f)
+    elif isinstance(item, Line):
+        _polyline(draw, item.points, _rgba(item.stroke, item.opacity), item.width, item.dash, f)
+    elif isinstance(item, Curve):
+        _polyline(draw, item.points(), _rgba(item.stroke, item.opacity), item.width, item.dash, f)
+    elif isinstance(item, Circle):
+        x, y, r = item.center[0] * f, item.center[1] * f, item.radius * f
+        box = (x - r, y - r, x + r, y + r)
+        if item.fill is not None:
+            draw.ellipse(box, fill=_rgba(item.fill, item.opacity))
+        if item.stroke is not None and item.width > 0:
+            draw.ellipse(box, outline=_rgba(item.stroke), width=max(1, round(item.width * f)))
+    elif isinstance(item, Text):
+        _draw_text(image, draw, item, f)
+    else:
+        raise TypeError(f"not a scene item: {item!r}")
+
+
+_FONT_FILES = {
+    "normal": ("DejaVuSans.ttf", "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+               "/usr/share/fonts/dejavu/DejaVuSans.ttf", "/usr/share/fonts/TTF/DejaVuSans.ttf",
+               "/Library/Fonts/DejaVuSans.ttf"),
+    "bold": ("DejaVuSans-Bold.ttf", "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf",
+             "/usr/share/fonts/dejavu/DejaVuSans-Bold.ttf", "/usr/share/fonts/TTF/DejaVuSans-Bold.ttf",
+             "/Library/Fonts/DejaVuSans-Bold.ttf"),
+}
+# What Pillow's built-in font cannot show, in ASCII.
+_ASCII = str.maketrans({"×": "x", "—": "-", "–": "-", "µ": "u", "…": "...", "∝": "~", "√": "sqrt ",
+                        "≈": "~", "²": "^2", "₂": "2", "₁": "1", "₀": "0", "→": "->"})
+
+
+@lru_cache(maxsize=64)
+def font(size: int, weight: str = "normal"):
+    """(font, is_builtin, fake_bold) for a pixel size: DejaVu Sans if found, else Pillow's own font."""
+    from PIL import ImageFont
+
+    if os.environ.get("ARCHSPEC_BUILTIN_FONT") != "1":  # set to test the fallback
+        for name in _FONT_FILES["bold" if weight == "bold" else "normal"]:
+            try:
+                return ImageFont.truetype(name, size), False, False
+            except OSError:
+                continue
+    try:
+        return ImageFont.load_default(size=size), True, weight == "bold"
+    except TypeError:  # Pillow < 10.1: a fixed-size bitmap font
+        return ImageFont.load_default(), True, weight == "bold"
+
+
+def _draw_text(image, draw, t: Text, f) -> None:
+    from PIL import Image, ImageDraw, ImageFont
+
+    size = max(1, round(t.size * f))
+    fnt, builtin, fake_bold = font(size, t.weight)
+    text = t.text.translate(_ASCII) if builtin else t.text
+    if not text:
+        return
+    colour = _rgba(t.colour)
+    stroke = max(1, round(size / 40)) if fake_bold else 0
+    scalable = isinstance(fnt, ImageFont.FreeTypeFont)
+    anchor = {"start": "ls", "middle": "ms", "end": "rs"}[t.anchor]
+    x, y = t.x * f, t.y * f
+    if not t.rotate:
+        if scalable:
+            draw.text((x, y), text, font=fnt, fill=colour, anchor=anchor, stroke_width=stroke, stroke_fill=colour)
+        else:
+            _bitmap_text(draw, x, y, text, fnt, colour, t.anchor)
+        return
+    # rotated: draw about the centre of a square layer, rotate it there, paste the centre onto (x, y)
+    length = draw.textlength(text, font=fnt) if scalable else fnt.getbbox(text)[2]
+    side = int(2 * (length + size)) + 4
+    layer = Image.new("RGBA", (side, side), (0, 0, 0, 0))
+    ld = ImageDraw.Draw(layer)
+    c = side / 2
+    if scalable:
+        ld.text((c, c), text, font=fnt, fill=colour, anchor=anchor, stroke_width=stroke, stroke_fill=colour)
+    else:
+        _bitmap_text(ld, c, c, text, fnt, colour, t.anchor)
+    layer = layer.rotate(-t.rotate, resample=Image.BICUBIC, center=(c, c))
+    image.paste(layer, (round(x - c), round(y - c)), layer)
+
+
+def _bitmap_text(draw, x, y, text, fnt, colour, anchor) -> None:
+    left, top, right, bottom = fnt.getbbox(text)
+    w = right - left
+    x -= {"start": 0, "middle": w / 2, "end": w}[anchor]
+    draw.text((x, y - bottom), text, font=fnt, fill=colour)

@@ -1,0 +1,73 @@
+"""archspec.draw and the draw/compare commands: every zoo spec, both styles, SVG and PNG, on a
+machine without a system Graphviz (the system `dot` is hidden; graphviz-pure renders)."""
+from __future__ import annotations
+
+import shutil
+import xml.etree.ElementTree as ET
+
+import pytest
+
+import archspec
+from archspec import draw, zoo
+from archspec.draw.graph import find_engine
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+needs_engine = pytest.mark.skipif(find_engine() is None, reason="no dot engine installed (pip install graphviz-pure)")
+
+
+@pytest.fixture
+def no_system_dot(monkeypatch):
+    real_which = shutil.which
+    monkeypatch.setattr(shutil, "which", lambda name, *a, **k: None if name == "dot" else real_which(name, *a, **k))
+
+
+@needs_engine
+@pytest.mark.parametrize("style", draw.STYLES)
+@pytest.mark.parametrize("name", zoo.names())
+def test_every_zoo_spec_draws_in_both_styles_and_formats(name, style, tmp_path, no_system_dot):
+    svg = draw.draw(name, tmp_path / f"{name}.svg", style=style)
+    root = ET.parse(svg).getroot()
+    assert root.tag.endswith("svg")
+    text = " ".join(t for t in root.itertext())
+    assert name in text or "input" in text  # titled, or at least the input is labelled
+    png = draw.draw(name, tmp_path / f"{name}.png", style=style)
+    assert png.read_bytes()[:8] == PNG_SIGNATURE
+
+
+def test_wrong_suffix_and_style_are_usage_errors(tmp_path):
+    with pytest.raises(archspec.UsageError, match=r"\.svg"):
+        draw.draw("mnist_cnn", tmp_path / "out.jpg")
+    with pytest.raises(archspec.UsageError, match="boxes"):
+        draw.draw("mnist_cnn", tmp_path / "out.svg", style="bars")
+    with pytest.raises(archspec.UsageError, match=r"\.png"):
+        draw.draw("mnist_cnn", tmp_path / "out.pdf", style="boxes")
+
+
+@needs_engine
+def test_draw_command(invoke, tmp_path, no_system_dot):
+    out = tmp_path / "r18.svg"
+    result = invoke("draw", "resnet18.yaml", "-o", str(out), "--depth", "1", "--rankdir", "LR", "--no-shapes",
+                    "--no-legend", "--no-fold")
+    assert result.exit_code == 0, result.output
+    assert out.exists() and f"wrote {out}" in result.output
+    assert invoke("draw", "mnist_cnn", "-o", str(tmp_path / "m.png"), "--style", "boxes").exit_code == 0
+
+
+def test_draw_command_errors(invoke, tmp_path, no_system_dot):
+    bad = invoke("draw", "mnist_cnn", "-o", str(tmp_path / "m.pdf"))
+    assert bad.exit_code == 2 and "Graphviz" in bad.stderr and "Traceback" not in bad.output
+    assert invoke("draw", "nope.yaml", "-o", str(tmp_path / "x.svg")).exit_code == 1
+    assert invoke("draw", "mnist_cnn", "-o", str(tmp_path / "x.gif")).exit_code == 2
+
+
+def test_compare_command_prints_the_table_and_writes_the_chart(invoke, tmp_path):
+    out = tmp_path / "chart.svg"
+    result = invoke("compare", "alexnet", "resnet50.yaml", "lenet5", "-o", str(out))
+    assert result.exit_code == 0, result.output
+    for name in ("alexnet", "resnet50", "lenet5"):
+        assert name in result.output
+    assert "25,557,032" in result.output and "4.09" in result.output  # resnet50's params and GMACs
+    assert ET.parse(out).getroot().tag.endswith("svg")
+    rows = draw.compare(["alexnet", "lenet5"])
+    assert [r.name for r in rows] == ["alexnet", "lenet5"]
+    assert rows[0].params == archspec.summarize("alexnet").totals.params

@@ -1,0 +1,181 @@
+"""The layered-boxes picture: which nodes become boxes, bars, merges and arcs; labels; collapsing; legend."""
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+import pytest
+
+import archspec
+from archspec.draw import boxes
+from archspec.draw.boxes import bar_height, boxes_scene, boxes_units, thickness
+
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+@pytest.fixture(scope="module")
+def summaries():
+    cache = {}
+
+    def get(name, **kw):
+        key = (name, tuple(sorted(kw.items())))
+        if key not in cache:
+            cache[key] = archspec.summarize(name, **kw)
+        return cache[key]
+
+    return get
+
+
+def parsed(scene):
+    return ET.fromstring(scene.to_svg())
+
+
+def groups(root, cls):
+    """(title, [texts]) of every <g class=cls>."""
+    out = []
+    for g in root.iter(f"{SVG}g"):
+        if g.get("class") == cls:
+            title = g.find(f"{SVG}title")
+            out.append((title.text if title is not None else "", [t.text for t in g.iter(f"{SVG}text")]))
+    return out
+
+
+def keys(root, cls):
+    return [title.split(" ")[0] for title, _ in groups(root, cls)]
+
+
+def all_text(root):
+    return [t.text for t in root.iter(f"{SVG}text")]
+
+
+def test_lenet5_boxes_bars_and_labels(summaries):
+    root = parsed(boxes_scene(summaries("lenet5")))
+    assert keys(root, "box") == ["input", "c1", "s2", "c3", "s4"]  # tanh and flatten fold into the box before
+    assert keys(root, "bar") == ["c5", "f6", "output"]
+    assert keys(root, "merge") == [] and groups(root, "skip") == []
+    labels = {title: texts for title, texts in groups(root, "label")}
+    assert labels["c1"] == ["c1", "conv 5×5", "6×28×28"]
+    assert labels["s4"] == ["s4", "avgpool 2×2 /2", "16×5×5"]
+    assert labels["c5"] == ["c5", "fc", "120"] and labels["output"][-1] == "10"
+    assert labels["input"] == ["input", "1×32×32"]
+    text = all_text(root)
+    assert "lenet5" in text and any("61,706 parameters" in t for t in text)
+
+
+def test_one_box_per_conv_and_pool_output_in_vgg16(summaries):
+    s = summaries("vgg16")
+    root = parsed(boxes_scene(s))
+    convs_and_pools = [n.path for n in s.graph.nodes if n.type in ("conv2d", "maxpool2d", "adaptive_avgpool2d")]
+    assert keys(root, "box") == ["input"] + convs_and_pools
+    assert keys(root, "bar") == ["fc1", "fc2", "fc3"]
+    sizes = [texts[-1] for _, texts in groups(root, "label")]
+    assert sizes[:3] == ["3×224×224", "64×224×224", "64×224×224"] and sizes[-4:] == ["512×7×7", "4096", "4096", "1000"]
+
+
+def test_resnet18_merges_and_skip_arcs(summaries):
+    root = parsed(boxes_scene(summaries("resnet18")))
+    adds = keys(root, "merge")
+    assert len(adds) == 8 and adds[0] == "layer1.0.add1"
+    skips = [title for title, _ in groups(root, "skip")]
+    assert len(skips) == 8
+    identity = [t for t in skips if " via " not in t]
+    projections = [t for t in skips if " via " in t]
+    assert len(identity) == 5 and len(projections) == 3
+    assert "maxpool -> layer1.0.add1" in identity
+    assert "layer1.1.add1 -> layer2.0.add1 via layer2.0.downsample.conv1" in projections
+    # the projection is told on its arc, not drawn as a box on the main line
+    assert "layer2.0.downsample.conv1" not in keys(root, "box")
+    assert any("conv 1×1 /2 → 128×28×28" in texts for _, texts in groups(root, "skip"))
+    assert len(keys(root, "box")) == 1 + 1 + 1 + 16 + 1  # input, conv1, maxpool, 16 block convs, avgpool
+
+
+def test_a_concat_from_an_earlier_node_is_an_arc(spec_file):
+    path = spec_file("""
+        archspec: 1
+        name: densish
+        input: [3, 16, 16]
+        layers:
+          - {conv2d: {out: 8, kernel: 3, padding: 1}, name: a}
+          - relu
+          - {conv2d: {out: 8, kernel: 3, padding: 1}, name: b}
+          - {concat: {}, from: [a, b], name: cat}
+          - flatten
+          - {linear: {out: 10}, name: fc}
+    """)
+    root = parsed(boxes_scene(archspec.summarize(path)))
+    assert keys(root, "box") == ["input", "a", "b", "cat"]  # a concat changes the channels: a box
+    assert [t for t, _ in groups(root, "skip")] == ["a -> cat"]
+
+
+def test_depth_collapses_blocks_into_one_box_each(summaries):
+    units, chain, depth = boxes_units(summaries("resnet18"), depth=0)
+    assert depth == 0
+    assert chain == ["input", "conv1", "maxpool", "layer1", "layer2", "layer3", "layer4", "avgpool", "fc"]
+    root = parsed(boxes_scene(summaries("resnet18"), depth=0))
+    labels = {title: texts for title, texts in groups(root, "label")}
+    assert labels["layer2"] == ["layer2", "basic_stage · 16 layers", "128×28×28"]
+    assert groups(root, "skip") == [] and keys(root, "merge") == []
+    assert any("collapsed to depth 0 (as asked)" in t for t in all_text(root))
+    # depth 1: one box per residual block
+    _, chain1, _ = boxes_units(summaries("resnet18"), depth=1)
+    assert [k for k in chain1 if k.startswith("layer")] == [f"layer{i}.{j}" for i in range(1, 5) for j in range(2)]
+
+
+def test_big_graphs_collapse_to_top_level_blocks_by_default(summaries):
+    s = summaries("resnet152")
+    units, chain, depth = boxes_units(s)
+    assert depth == 0
+    assert chain == ["input", "conv1", "maxpool", "layer1", "layer2", "layer3", "layer4", "avgpool", "fc"]
+    root = parsed(boxes_scene(s))
+    assert any(f"more than {boxes.MAX_BOXES} boxes" in t for t in all_text(root))
+    # resnet34 fits (53 boxes and 3 projections): drawn in full
+    assert boxes_units(summaries("resnet34"))[2] is None
+    g_units, g_chain, g_depth = boxes_units(summaries("googlenet"))
+    assert g_depth == 0 and "inception4e" in g_chain and len(g_chain) == 19  # input + 18
+
+
+def test_legend_lists_the_families_drawn(summaries):
+    def legend(name, **kw):
+        root = parsed(boxes_scene(summaries(name), **kw))
+        return [t for t, _ in groups(root, "legend-entry")]
+
+    assert legend("lenet5") == ["input", "conv", "pool", "activation", "dense"]
+    assert legend("vgg16") == ["input", "conv", "pool", "activation", "regularization", "dense"]
+    assert legend("resnet18") == ["input", "conv", "pool", "norm", "activation", "dense", "merge", "identity",
+                                  "path"]
+    root = parsed(boxes_scene(summaries("lenet5"), legend=False))
+    assert groups(root, "legend") == [] and groups(root, "legend-entry") == []
+
+
+def test_scales_keep_small_and_large_maps_visible_and_distinct():
+    assert thickness(1) >= 4 and thickness(3) > thickness(1) + 5
+    assert thickness(64) < thickness(128) < thickness(512) < thickness(2048) <= boxes.MAX_THICKNESS
+    assert thickness(512) - thickness(64) == pytest.approx(21)  # 3 doublings, 7 units each
+    assert bar_height(10) < bar_height(1000) < bar_height(4096) <= boxes.MAX_BAR
+    assert boxes.spatial(224, 224) == boxes.SPATIAL and boxes.spatial(1, 4096) == boxes.MIN_SPATIAL
+    assert boxes.spatial(56, 224) == pytest.approx(boxes.SPATIAL / 2)
+
+
+def test_boxes_are_deterministic_and_save_as_png(summaries, tmp_path):
+    s = summaries("mnist_cnn")
+    assert boxes_scene(s).to_svg() == boxes_scene(s).to_svg()
+    out = boxes_scene(s).save(tmp_path / "m.png", "png")
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    svg = boxes_scene(s).save(tmp_path / "m.svg", "svg")
+    assert ET.parse(svg).getroot().tag == f"{SVG}svg"
+
+
+def test_pictures_never_import_torch(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    probe = (
+        "import sys\nimport archspec\nfrom archspec.draw.boxes import boxes_scene\n"
+        "from archspec.draw.chart import chart_scene, compare_rows\n"
+        f"boxes_scene(archspec.summarize('resnet18')).save(r'{tmp_path / 'b.png'}', 'png')\n"
+        "chart_scene(compare_rows([archspec.summarize('lenet5')])).to_svg()\n"
+        "print('TORCH:', [m for m in sys.modules if m == 'torch' or m.startswith('torch.')][:5])\n")
+    root = Path(__file__).resolve().parent.parent
+    r = subprocess.run([sys.executable, "-c", probe], cwd=root, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "TORCH: []" in r.stdout

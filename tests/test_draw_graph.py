@@ -1,0 +1,394 @@
+"""The graph style: DOT text (goldens for small specs), depth collapsing, ×N folding, colours,
+escaping, and rendering through the system ``dot`` or the self-contained ``graphviz-pure``.
+
+Rewrite the goldens (tests/golden/draw/*.dot) with ``python -m pytest --update-golden``.
+"""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+import archspec
+from archspec.draw import graph as draw_graph
+from archspec.draw import style
+from archspec.draw.graph import render_dot, to_dot
+from archspec.errors import ArchspecError, UsageError
+from archspec.layers import FAMILIES
+
+ROOT = Path(__file__).resolve().parent.parent
+
+CHAIN = """
+archspec: 1
+name: chain
+doc: 'A "plain" chain: conv, pool & dense <no branches>'
+input: [1, 28, 28]
+layers:
+  - conv2d: {out: 8, kernel: 3, stride: 2}
+  - relu
+  - maxpool2d: {kernel: 2}
+  - flatten
+  - dropout: {p: 0.5}
+  - linear: {out: 10}
+"""
+
+RESIDUAL = """
+archspec: 1
+name: residual
+input: [16, 32, 32]
+blocks:
+  basic:
+    params: {c: int, stride: 1}
+    body:
+      - residual:
+          - conv2d: {out: $c, kernel: 3, stride: $stride, padding: 1, bias: false}
+          - batchnorm2d
+          - relu
+          - conv2d: {out: $c, kernel: 3, padding: 1, bias: false}
+          - batchnorm2d
+        shortcut:
+          - conv2d: {out: $c, kernel: 1, stride: $stride, bias: false}
+          - batchnorm2d
+      - relu
+layers:
+  - {basic: {c: 32, stride: 2}, name: block}
+  - {repeat: 3, name: stage, body: [{basic: {c: 32}}]}
+  - global_avgpool
+  - linear: {out: 10}
+"""
+
+PARALLEL = """
+archspec: 1
+name: parallel
+input: [3, 16, 16]
+layers:
+  - conv2d: {out: 8, kernel: 3, padding: 1}
+  - name: mix
+    parallel:
+      - [{conv2d: {out: 4, kernel: 1}}]
+      - [{conv2d: {out: 4, kernel: 1}}, {conv2d: {out: 6, kernel: 3, padding: 1}}]
+      - [{maxpool2d: {kernel: 3, stride: 1, padding: 1}}]
+    merge: concat
+  - global_avgpool
+"""
+
+SPECS = {"chain": CHAIN, "residual": RESIDUAL, "parallel": PARALLEL}
+
+
+def summary_of(tmp_path: Path, text: str, name: str = "spec.yaml"):
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+    return archspec.summarize(path)
+
+
+def node_ids(dot: str) -> list[str]:
+    """The ids of the node statements of DOT text written by the graphviz package."""
+    ids = []
+    for line in dot.splitlines():
+        m = re.match(r'^\t+("(?:[^"\\]|\\.)*"|[A-Za-z_][\w.]*) \[', line)
+        if m and "->" not in line and m.group(1) not in ("graph", "node", "edge"):
+            ids.append(m.group(1).strip('"'))
+    return ids
+
+
+def edges(dot: str) -> list[tuple[str, str]]:
+    return [(a.strip('"'), b.strip('"')) for a, b in re.findall(r'^\t+("[^"]+"|\S+) -> ("[^"]+"|\S+)', dot, re.M)]
+
+
+@pytest.fixture(scope="module")
+def resnet152():
+    return archspec.summarize("resnet152")
+
+
+@pytest.fixture(scope="module")
+def resnet50():
+    return archspec.summarize("resnet50")
+
+
+# ---------------------------------------------------------------- DOT text
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_dot_matches_golden(tmp_path, golden, name):
+    golden(f"draw/{name}.dot", to_dot(summary_of(tmp_path, SPECS[name])))
+
+
+def test_dot_is_deterministic(tmp_path, resnet152):
+    assert to_dot(resnet152) == to_dot(archspec.summarize("resnet152"))
+    dot = to_dot(summary_of(tmp_path, PARALLEL))
+    (tmp_path / "other").mkdir()
+    assert dot == to_dot(summary_of(tmp_path / "other", PARALLEL))
+
+
+def test_every_layer_is_a_node_with_name_type_key_params_and_shape(tmp_path):
+    s = summary_of(tmp_path, CHAIN)
+    dot = to_dot(s)
+    ids = node_ids(dot)
+    assert ids[0] == "@input" and ids[-1] == "@legend"
+    assert ids[1:-1] == [n.path for n in s.graph.nodes]
+    assert "<b>conv1</b>" in dot and "conv2d" in dot and "3×3 /2, 8" in dot and "8×13×13" in dot
+    # edges carry the shape of the tensor they carry
+    assert 'conv1 -> relu1 [label=" 8×13×13 "]' in dot
+    assert ("@input", "conv1") in edges(dot)
+
+
+def test_no_shapes_and_no_legend(tmp_path):
+    s = summary_of(tmp_path, CHAIN)
+    dot = to_dot(s, shapes=False, legend=False)
+    assert "@legend" not in dot and "layer families" not in dot
+    assert not re.search(r"-> \S+ \[label=", dot)
+    assert len(edges(dot)) == len(edges(to_dot(s)))
+
+
+def test_legend_lists_only_the_families_present(tmp_path):
+    dot = to_dot(summary_of(tmp_path, CHAIN))
+    legend = next(line for line in dot.splitlines() if line.lstrip().startswith('"@legend"'))
+    for family in ("conv", "pool", "activation", "dense", "regularization", "reshape", "input"):
+        assert style.FAMILY_LABELS[family] in legend, family
+    assert style.FAMILY_LABELS["merge"] not in legend and style.FAMILY_LABELS["norm"] not in legend
+    assert "block:" not in legend  # nothing collapsed or folded
+
+
+def test_family_colours_come_from_the_one_table(tmp_path, monkeypatch):
+    assert not hasattr(draw_graph, "FAMILY_COLOURS") or draw_graph.FAMILY_COLOURS is style.FAMILY_COLOURS
+    assert set(style.FAMILY_COLOURS) == set(FAMILIES)
+    s = summary_of(tmp_path, CHAIN)
+    before = to_dot(s)
+    assert draw_graph.family_fill("conv") in before
+    monkeypatch.setitem(style.FAMILY_COLOURS, "conv", "#102030")
+    after = to_dot(s)
+    new_fill = style.lighter("#102030", draw_graph.FILL_LIGHTEN)
+    assert draw_graph.family_fill("conv") == new_fill
+    # the conv node and its legend swatch both change, nothing else does
+    assert after.count(new_fill) == 2 and before.count(new_fill) == 0
+
+
+def test_names_and_docs_are_escaped(tmp_path):
+    text = CHAIN.replace("name: chain", "name: 'a \"<odd>\" & net\\\\'")
+    s = summary_of(tmp_path, text)
+    dot = to_dot(s)
+    assert "&lt;odd&gt;" in dot and "&amp; net" in dot and "&quot;" in dot  # HTML-like title
+    assert 'tooltip="A \\"plain\\" chain: conv, pool & dense <no branches>"' in dot  # plain string
+    assert dot.startswith('digraph "a \\"<odd>\\" & net\\\\\\\\" {')
+
+
+def test_clusters_nest_as_paths_nest(tmp_path):
+    dot = to_dot(summary_of(tmp_path, RESIDUAL), fold=False)
+    clusters = re.findall(r'subgraph "?cluster_([\w.]+)"? \{', dot)
+    assert clusters == ["block", "block.downsample", "stage", "stage.0", "stage.1", "stage.2"]
+    # stage.0 sits inside stage: its subgraph opens before stage's closes
+    lines = dot.splitlines()
+    start = next(i for i, line in enumerate(lines) if "cluster_stage.0" in line)
+    assert lines[start].startswith("\t\t") and 'style="dashed,rounded"' in dot
+
+
+def test_parallel_branches_start_on_one_rank(tmp_path):
+    dot = to_dot(summary_of(tmp_path, PARALLEL))
+    block = re.search(r"\{\n\t\trank=same\n((?:\t\t\S+\n)+)\t\}", dot)
+    assert block is not None
+    heads = [h.strip('"') for h in block.group(1).split()]
+    assert heads == ["mix.branch1", "mix.branch2.conv1", "mix.branch3"]
+
+
+def test_bad_options_are_usage_errors(resnet50):
+    with pytest.raises(UsageError, match="rankdir"):
+        to_dot(resnet50, rankdir="XY")
+    with pytest.raises(UsageError, match="depth"):
+        to_dot(resnet50, depth=-1)
+
+
+# ---------------------------------------------------------------- depth and folding
+
+
+def test_depth_collapses_groups_into_nodes(resnet50):
+    dot = to_dot(resnet50, depth=0)
+    ids = node_ids(dot)
+    assert ids == ["@input", "conv1", "bn1", "relu", "maxpool", "@layer1", "@layer2", "@layer3", "@layer4",
+                   "avgpool", "flatten1", "fc", "@legend"]
+    assert "cluster" not in dot
+    label = next(line for line in dot.splitlines() if line.lstrip().startswith('"@layer3"'))
+    layer3 = [r for r in archspec.summarize("resnet50", depth=0).rows if r.path == "layer3"][0]
+    assert f"bottleneck_stage · {layer3.nodes} layers" in label and f"{layer3.params:,} params" in label
+    assert "1024×14×14" in label
+    assert edges(dot)[4:8] == [("maxpool", "@layer1"), ("@layer1", "@layer2"), ("@layer2", "@layer3"),
+                               ("@layer3", "@layer4")]
+
+
+def test_depth_one_keeps_stages_as_clusters_and_folds_their_copies(resnet152):
+    dot = to_dot(resnet152, depth=1)
+    ids = node_ids(dot)
+    stages = ["@layer1.0", "@layer1.1", "@layer2.0", "@layer2.1", "@layer3.0", "@layer3.1", "@layer4.0", "@layer4.1"]
+    assert [i for i in ids if i.startswith("@layer")] == stages
+    assert len(re.findall(r"subgraph \"?cluster_", dot)) == 4
+    assert "layer3.1–35</b> ×35" in dot
+
+
+def test_identical_copies_fold_into_one_node(resnet152):
+    dot = to_dot(resnet152)
+    ids = node_ids(dot)
+    # layer3.0 (with the downsample) is drawn layer by layer, layer3.1 .. 35 as one node
+    assert "layer3.0.conv1" in ids and "layer3.0.downsample.conv1" in ids
+    assert "@layer3.1" in ids and not any(i.startswith("layer3.1.") or i.startswith("layer3.35") for i in ids)
+    assert "<b>layer3.1–35</b> ×35" in dot and "<b>layer1.1–2</b> ×2" in dot and "<b>layer2.1–7</b> ×7" in dot
+    per_copy = sum(f.params.total for f in resnet152.analysis.figures if f.path.startswith("layer3.1."))
+    assert f"{35 * per_copy:,} params" in dot
+    # 4 stem layers, 4 × (12 layers of copy 0 + 1 fold), avgpool, flatten, fc, input, legend
+    assert len(ids) == 4 + 4 * 13 + 3 + 2
+    assert ("@layer3.1", "layer4.0.conv1") in edges(dot) and ("layer3.0.relu3", "@layer3.1") in edges(dot)
+    assert len(node_ids(to_dot(resnet152, fold=False))) == len(resnet152.graph.nodes) + 2
+
+
+def test_folding_needs_identical_chained_copies(tmp_path):
+    # copies whose widths differ do not fold; identical parallel branches are not a chain
+    text = """
+    archspec: 1
+    name: nofold
+    input: [4, 8, 8]
+    blocks:
+      unit:
+        params: {c: int}
+        body: [{conv2d: {out: $c, kernel: 1}}, relu]
+    layers:
+      - {repeat: 3, name: grow, body: [{unit: {c: "${4 * (i + 1)}"}}]}
+      - parallel:
+          - [{unit: {c: 4}}]
+          - [{unit: {c: 4}}]
+        merge: add
+      - {repeat: 2, name: same, body: [{unit: {c: 4}}]}
+    """
+    dot = to_dot(summary_of(tmp_path, text))
+    ids = node_ids(dot)
+    assert {"grow.0.conv1", "grow.1.conv1", "grow.2.conv1"} <= set(ids)
+    assert {"parallel1.branch1.conv1", "parallel1.branch2.conv1"} <= set(ids)
+    assert "@same.0" in ids and "same.0.conv1" not in ids and "<b>same.0–1</b> ×2" in dot
+
+
+def test_googlenet_has_nothing_to_fold():
+    s = archspec.summarize("googlenet")
+    assert len(node_ids(to_dot(s))) == len(s.graph.nodes) + 2
+
+
+# ---------------------------------------------------------------- rendering
+
+ENGINE = shutil.which("graphviz-pure") or (
+    str(Path(sys.executable).parent / "graphviz-pure") if (Path(sys.executable).parent / "graphviz-pure").exists()
+    else None)
+needs_engine = pytest.mark.skipif(ENGINE is None, reason="graphviz-pure is not installed")
+
+
+@pytest.fixture
+def no_system_dot(monkeypatch):
+    """shutil.which finds no system 'dot'; every command run is recorded."""
+    real_which, real_run = shutil.which, subprocess.run
+    ran: list[list[str]] = []
+    monkeypatch.setattr(shutil, "which", lambda name, *a, **k: None if name == "dot" else real_which(name, *a, **k))
+
+    def run(cmd, *args, **kwargs):
+        ran.append(list(cmd))
+        return real_run(cmd, *args, **kwargs)
+
+    monkeypatch.setattr(subprocess, "run", run)
+    return ran
+
+
+def test_dot_format_writes_the_text_atomically(tmp_path):
+    out = render_dot("digraph x {}\n", tmp_path / "sub" / "g.dot", "dot")
+    assert out.read_text(encoding="utf-8") == "digraph x {}\n"
+    assert sorted(p.name for p in out.parent.iterdir()) == ["g.dot"]
+
+
+@needs_engine
+def test_svg_through_graphviz_pure_names_every_node(tmp_path, no_system_dot, resnet152):
+    out = render_dot(to_dot(resnet152), tmp_path / "r.svg", "svg")
+    assert Path(no_system_dot[0][0]).name == "graphviz-pure" and "-Tsvg" in no_system_dot[0]
+    root = ET.parse(out).getroot()
+    texts = {"".join(t.itertext()).strip() for t in root.iter("{http://www.w3.org/2000/svg}text")}
+    for node in resnet152.graph.nodes:
+        copy = node.path.split(".")[:2]
+        if copy[0].startswith("layer") and copy[1] != "0":
+            continue  # folded: named by the fold label
+        assert node.name in texts, node.path
+    for label in ("layer1.1–2", "layer2.1–7", "layer3.1–35", "layer4.1–2"):
+        assert label in texts
+    assert out.stat().st_size < 400_000
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.svg"]
+
+
+@needs_engine
+def test_png_has_the_png_signature(tmp_path, no_system_dot):
+    s = summary_of(tmp_path, PARALLEL)
+    out = render_dot(to_dot(s), tmp_path / "p.png", "png")
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@needs_engine
+def test_small_specs_render_to_svg_with_every_name(tmp_path, no_system_dot):
+    for name, text in SPECS.items():
+        s = summary_of(tmp_path, text, f"{name}.yaml")
+        root = ET.parse(render_dot(to_dot(s, fold=False), tmp_path / f"{name}.svg", "svg")).getroot()
+        texts = {"".join(t.itertext()).strip() for t in root.iter("{http://www.w3.org/2000/svg}text")}
+        assert {n.name for n in s.graph.nodes} <= texts, name
+
+
+def test_pdf_without_system_graphviz_is_a_usage_error(tmp_path, no_system_dot):
+    if draw_graph.find_engine() is None:
+        pytest.skip("graphviz-pure is not installed")
+    with pytest.raises(UsageError, match="apt-get install graphviz") as info:
+        render_dot("digraph x {}", tmp_path / "g.pdf", "pdf")
+    assert ".svg" in str(info.value) and ".png" in str(info.value)
+    assert not (tmp_path / "g.pdf").exists() and no_system_dot == []
+
+
+def test_no_engine_at_all_names_graphviz_pure(tmp_path, monkeypatch):
+    monkeypatch.setattr(shutil, "which", lambda *a, **k: None)
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "bin" / "python"))
+    with pytest.raises(UsageError, match="pip install graphviz-pure"):
+        render_dot("digraph x {}", tmp_path / "g.svg", "svg")
+
+
+@needs_engine
+def test_engine_failure_reports_its_stderr_and_writes_nothing(tmp_path, no_system_dot):
+    with pytest.raises(ArchspecError, match="graphviz-pure failed") as info:
+        render_dot("digraph { a -> ", tmp_path / "g.svg", "svg")
+    assert "syntax" in str(info.value).lower() or "error" in str(info.value).lower()
+    assert list(tmp_path.iterdir()) == []
+
+
+@needs_engine
+def test_system_dot_is_preferred(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(shutil, "which", lambda name, *a, **k: ENGINE if name == "dot" else None)
+    real_run = subprocess.run
+    monkeypatch.setattr(subprocess, "run", lambda cmd, *a, **k: calls.append(cmd) or real_run(cmd, *a, **k))
+    render_dot("digraph x { a }", tmp_path / "g.svg", "svg")
+    assert calls[0][0] == ENGINE
+    assert draw_graph.find_engine() == ("dot", ENGINE)
+
+
+@needs_engine
+def test_gallery_draws_the_zoo(tmp_path):
+    from archspec.draw.gallery import gallery
+
+    files = gallery(tmp_path, ["mnist_cnn", "resnet18"], boxes=False)
+    assert [f.name for f in files] == ["mnist_cnn.svg", "resnet18.svg"]
+    for f in files:
+        ET.parse(f)
+
+
+def test_drawing_never_imports_torch(tmp_path):
+    probe = textwrap.dedent(f"""
+        import sys, archspec
+        from archspec.draw.graph import render_dot, to_dot
+        render_dot(to_dot(archspec.summarize("resnet50"), depth=1), {str(tmp_path / "r.dot")!r}, "dot")
+        import archspec.draw.gallery
+        print("TORCH:", sorted(m for m in sys.modules if m == "torch" or m.startswith("torch."))[:5])
+    """)
+    r = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "TORCH: []" in r.stdout
