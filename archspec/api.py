@@ -1,7 +1,6 @@
 """The public Python API; the CLI is a thin shell over these functions."""
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from .errors import ArchspecError, Location, Problem, SpecError, UsageError
@@ -11,7 +10,6 @@ from .schema import check_document
 from .spec import Spec, load
 from .summary import Summary, summarize_graph
 
-Source = "str | os.PathLike | Spec"
 
 
 def check(spec: Spec) -> list[Problem]:

@@ -11,7 +11,6 @@ import json
 from rich import box
 from rich.console import Group
 from rich.table import Table
-from rich.text import Text
 
 from .graph import INPUT
 from .layers import lookup

@@ -166,8 +166,7 @@ def _leaves(error) -> list:
     for sub in error.context:
         branches.setdefault(sub.relative_schema_path[0], []).append(sub)
     # the branch written for this kind of value (a mapping for an object branch, ...) explains best
-    def fits(subs) -> int:
-        schema_type = subs[0].schema.get("type") if isinstance(subs[0].schema, dict) else None
+    def fits(subs) -> tuple[int, int]:
         # an enum of scalars refuses a mapping or list as surely as a type does (init: {xavir: ...})
         type_errors = sum(1 for s in subs if s.validator == "type" or (
             s.validator == "enum" and isinstance(s.instance, (dict, list))

@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from .errors import ArchspecError, Collector, Location
 from .loader import MAX_IMPORT_DEPTH, Document, PathKey, parse_yaml, read_document

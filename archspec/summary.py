@@ -8,7 +8,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .graph import INPUT, Graph
+from .graph import Graph
 from .infer import DTYPE_BYTES, Analysis, forward_peak_bytes, infer, saved_bytes
 from .layers import lookup
 

@@ -337,7 +337,7 @@ def to_dot(summary, depth: int | None = None, rankdir: str = "TB", shapes: bool 
     used_families: list[str] = ["input"]
     blocks_shown = [False]
 
-    dot.node(INPUT_ID, _html([f"<b>input</b>", _small(shape_text(graph.input_shape))]),
+    dot.node(INPUT_ID, _html(["<b>input</b>", _small(shape_text(graph.input_shape))]),
              fillcolor=family_fill("input"), color=family_border("input"), tooltip=_plain("the input of one sample"))
 
     def add_layer(g, node: Node) -> None:

@@ -1,7 +1,7 @@
 """Element-wise activations. Which tensor each saves decides the memory autograd keeps."""
 from __future__ import annotations
 
-from .base import Arg, Bool, Float, Int, LayerType, Saved, ShapeError, register
+from .base import Arg, Float, Int, LayerType, Saved, ShapeError, register
 
 
 class Activation(LayerType):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 
-from .base import Arg, Bool, Field, LayerType, Pair, Saved, ShapeError, register
+from .base import Arg, Bool, LayerType, Pair, Saved, ShapeError, register
 from .window import WindowLayer, window_args
 
 INDEX_BYTES = 8  # max pooling keeps int64 argmax indices for backward

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from .base import Arg, Enum, Field, Int, LayerType, Padding, Pair, ShapeError, fmt_shape
+from .base import Arg, Enum, Field, LayerType, Padding, Pair, ShapeError, fmt_shape
 
 
 def resolve_padding(padding, size: tuple[int, int], kernel, stride, dilation) -> tuple[tuple[int, int], tuple[int, int]]:
