@@ -21,6 +21,7 @@ from archspec.draw import style
 from archspec.draw.graph import render_dot, to_dot
 from archspec.errors import ArchspecError, UsageError
 from archspec.layers import FAMILIES
+from shared_specs import RESNET_BASIC_BLOCK
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,25 +39,7 @@ layers:
   - linear: {out: 10}
 """
 
-RESIDUAL = """
-archspec: 1
-name: residual
-input: [16, 32, 32]
-blocks:
-  basic:
-    params: {c: int, stride: 1}
-    body:
-      - residual:
-          - conv2d: {out: $c, kernel: 3, stride: $stride, padding: 1, bias: false}
-          - batchnorm2d
-          - relu
-          - conv2d: {out: $c, kernel: 3, padding: 1, bias: false}
-          - batchnorm2d
-        shortcut:
-          - conv2d: {out: $c, kernel: 1, stride: $stride, bias: false}
-          - batchnorm2d
-      - relu
-layers:
+RESIDUAL = "\narchspec: 1\nname: residual\ninput: [16, 32, 32]\n" + RESNET_BASIC_BLOCK + """layers:
   - {basic: {c: 32, stride: 2}, name: block}
   - {repeat: 3, name: stage, body: [{basic: {c: 32}}]}
   - global_avgpool

@@ -8,28 +8,11 @@ import pytest
 
 import archspec
 from archspec.errors import UsageError
+from shared_specs import RESNET_BASIC_BLOCK
 
 HEAD = "archspec: 1\ninput: [3, 32, 32]\n"
 
-BASIC = """
-archspec: 1
-input: [64, 56, 56]
-blocks:
-  basic:
-    params: {c: int, stride: 1}
-    body:
-      - residual:
-          - conv2d: {out: $c, kernel: 3, stride: $stride, padding: 1, bias: false}
-          - batchnorm2d
-          - relu
-          - conv2d: {out: $c, kernel: 3, padding: 1, bias: false}
-          - batchnorm2d
-        shortcut:
-          - conv2d: {out: $c, kernel: 1, stride: $stride, bias: false}
-          - batchnorm2d
-      - relu
-layers:
-"""
+BASIC = "\narchspec: 1\ninput: [64, 56, 56]\n" + RESNET_BASIC_BLOCK + "layers:\n"
 
 
 def spec(text: str) -> archspec.Spec:

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 import archspec
 from archspec.errors import ArchspecError, Problem
+from shared_specs import RESNET_BASIC_BLOCK
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -48,24 +49,7 @@ SMALL = {
           - global_avgpool
           - linear: {out: $classes}
     """,
-    "resnet": """
-        archspec: 1
-        input: [64, 56, 56]
-        blocks:
-          basic:
-            params: {c: int, stride: 1}
-            body:
-              - residual:
-                  - conv2d: {out: $c, kernel: 3, stride: $stride, padding: 1, bias: false}
-                  - batchnorm2d
-                  - relu
-                  - conv2d: {out: $c, kernel: 3, padding: 1, bias: false}
-                  - batchnorm2d
-                shortcut:
-                  - conv2d: {out: $c, kernel: 1, stride: $stride, bias: false}
-                  - batchnorm2d
-              - relu
-        layers:
+    "resnet": textwrap.indent("\narchspec: 1\ninput: [64, 56, 56]\n" + RESNET_BASIC_BLOCK, " " * 8) + """        layers:
           - repeat: 2
             name: layer1
             body: [{basic: {c: 64}}]
