@@ -16,6 +16,7 @@ from .layers import ALIASES, REGISTRY, did_you_mean, lookup
 from .layers.base import EXPRESSION_SCHEMA, ArgError
 from .init import schema as init_schema
 from .loader import Document
+from .train.config import train_schema
 
 SCHEMA_ID = "https://archspec.dev/schemas/archspec.schema.json"
 METADATA_KEYS = {
@@ -84,6 +85,7 @@ def build_schema() -> dict:
             "blocks": {"type": "object", "propertyNames": {"pattern": NAME_RE.pattern},
                        "additionalProperties": {"$ref": "#/$defs/block"}},
             "layers": {"$ref": "#/$defs/body"},
+            "train": train_schema(),
         },
         "$defs": {
             "body": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/item"}},
@@ -142,9 +144,20 @@ def check_document(document: Document) -> list[Problem]:
     """Schema problems of one document, one located message each."""
     if document.data is None:
         return [Problem("the spec is empty", document.locate(()))]
+    return _located(document, _validator())
+
+
+def check_document_against(document: Document, schema: dict) -> list[Problem]:
+    """Problems of a document under another schema (a training options file), located the same way."""
+    from jsonschema import Draft202012Validator
+
+    return _located(document, Draft202012Validator(schema))
+
+
+def _located(document: Document, validator) -> list[Problem]:
     problems: list[Problem] = []
     seen: set[tuple] = set()
-    for error in _validator().iter_errors(document.data):
+    for error in validator.iter_errors(document.data):
         for leaf in _leaves(error):
             problem = _problem(document, leaf)
             key = (problem.location, problem.message)
