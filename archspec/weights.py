@@ -58,6 +58,15 @@ def save_weights(module, path: str | os.PathLike, metadata: dict[str, str] | Non
 
 def read_header(path: str | os.PathLike) -> dict[str, dict]:
     """The tensor table of a safetensors file, validated without reading any tensor data."""
+    return _read_header(path)[0]
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The file's ``__metadata__`` strings (archspec's trainer stores classes, normalisation and spec there)."""
+    return _read_header(path)[1]
+
+
+def _read_header(path: str | os.PathLike) -> tuple[dict[str, dict], dict[str, str]]:
     path = Path(path)
     where = Location(str(path))
     try:
@@ -78,7 +87,9 @@ def read_header(path: str | os.PathLike) -> dict[str, dict]:
         raise ArchspecError("not a safetensors file (its header is not JSON)", where) from None
     if not isinstance(header, dict):
         raise ArchspecError("not a safetensors file (bad header)", where)
-    header.pop("__metadata__", None)
+    metadata = header.pop("__metadata__", None) or {}
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise ArchspecError("not a safetensors file (its metadata is not a table of strings)", where)
     data_bytes = size - 8 - length
     for name, entry in header.items():
         ok = (isinstance(entry, dict) and entry.get("dtype") in DTYPE_SIZES
@@ -92,7 +103,7 @@ def read_header(path: str | os.PathLike) -> dict[str, dict]:
             ok = 0 <= begin <= end <= data_bytes and end - begin == numel * DTYPE_SIZES[entry["dtype"]]
         if not ok:
             raise ArchspecError(f"corrupt safetensors entry '{name}' (shape, dtype or offsets do not add up)", where)
-    return header
+    return header, metadata
 
 
 def load_weights(module, path: str | os.PathLike, strict: bool = True) -> LoadReport:
