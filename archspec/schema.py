@@ -235,7 +235,7 @@ def _problem(document: Document, error) -> Problem:
         key = extras[0] if extras else ""
         context = f" in {path[-1]}" if path and isinstance(path[-1], str) else ""
         return Problem(f"unknown key '{key}'{context}" + did_you_mean(key, allowed)
-                       + (f"; expected one of {', '.join(allowed)}" if len(allowed) <= 12 else ""),
+                       + (f"; expected one of {', '.join(allowed)}" if len(allowed) <= 14 else ""),
                        document.locate(path + (key,), key=True))
     key = f"{path[-1]}: " if path and isinstance(path[-1], str) else (
         f"{path[-2]}: " if len(path) > 1 and isinstance(path[-2], str) else "")

@@ -6,13 +6,15 @@ shapes, dtypes) before a single tensor is read, and a mismatch lists every probl
 from __future__ import annotations
 
 import json
+import math
 import os
 import struct
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from .errors import ArchspecError, LimitError, Location, Problem, SpecError
+from .errors import ArchspecError, LimitError, Location, Problem, SpecError, UsageError
 
 MAX_HEADER_BYTES = 100 << 20  # safetensors' own limit
 DTYPE_SIZES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1,
@@ -142,3 +144,67 @@ def load_weights(module, path: str | os.PathLike, strict: bool = True) -> LoadRe
         for name, value in state.items():
             expected[name].copy_(value.to(expected[name].dtype))
     return report
+
+
+# ------------------------------------------------------------------ run folders and the trainer's metadata
+
+
+@dataclass(frozen=True)
+class WeightsInfo:
+    """A weights file and what the trainer recorded in its metadata (all optional)."""
+
+    path: Path
+    classes: list[str] | None = None
+    mean: list[float] | None = None  # per channel; the model's input is (image - mean) / std
+    std: list[float] | None = None
+    input: tuple[int, ...] | None = None
+    spec: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+def resolve_weights(source: str | os.PathLike) -> Path:
+    """A safetensors file, or a run folder's best.safetensors (else its last.safetensors)."""
+    path = Path(source)
+    if path.is_dir():
+        for name in ("best.safetensors", "last.safetensors"):
+            if (path / name).is_file():
+                return path / name
+        raise UsageError("this run folder has no best.safetensors or last.safetensors (has its training "
+                         "finished an epoch?)", Location(str(path)))
+    if not path.is_file():
+        raise UsageError("no such weights file or run folder", Location(str(path)))
+    return path
+
+
+def _json_metadata(metadata: dict[str, str], key: str, where: Location, check) -> Any:
+    if key not in metadata:
+        return None
+    try:
+        value = json.loads(metadata[key])
+    except json.JSONDecodeError:
+        value = None
+    if value is None or not check(value):
+        raise ArchspecError(f"the metadata entry {key} is malformed: {metadata[key][:60]!r}", where)
+    return value
+
+
+def _numbers(value) -> bool:
+    return (isinstance(value, list) and bool(value)
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value))
+
+
+def read_info(source: str | os.PathLike) -> WeightsInfo:
+    """The weights file behind ``source`` and its archspec metadata; the header is validated first."""
+    path = resolve_weights(source)
+    metadata = read_metadata(path)
+    where = Location(str(path))
+    classes = _json_metadata(metadata, "archspec.classes", where,
+                             lambda v: isinstance(v, list) and all(isinstance(c, (str, int)) for c in v))
+    mean = _json_metadata(metadata, "archspec.mean", where, _numbers)
+    std = _json_metadata(metadata, "archspec.std", where, lambda v: _numbers(v) and all(s > 0 for s in v))
+    shape = _json_metadata(metadata, "archspec.input", where,
+                           lambda v: isinstance(v, list) and all(isinstance(d, int) and d > 0 for d in v))
+    params = _json_metadata(metadata, "archspec.params", where, lambda v: isinstance(v, dict)) or {}
+    spec = metadata.get("archspec.spec") or None
+    return WeightsInfo(path, [str(c) for c in classes] if classes else None, mean, std,
+                       tuple(shape) if shape else None, spec, params)

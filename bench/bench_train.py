@@ -5,7 +5,8 @@ with the same batch size, optimizer, precision and memory format, and hold the d
 Each round times one epoch of each side, alternating, after a warm-up epoch; the report is the
 median images/s of each side and their ratio (archspec / plain, higher is better).
 
-    python bench/bench_train.py                                   # CPU, cnn32 at 3x32x32
+    python bench/bench_train.py                                   # CPU, LeNet-5 on 32x32
+    python bench/bench_train.py --spec mnist_cnn.yaml             # CPU, the lecture's Keras CNN
     python bench/bench_train.py --spec resnet50.yaml --device cuda --precision bf16 --channels-last \
         --images 4096 --batch 128 --set classes=10                # the GPU run in docs/performance.md
 """
@@ -55,7 +56,7 @@ def sync(hardware) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--spec", default="cnn32.yaml")
+    parser.add_argument("--spec", default="lenet5.yaml")
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--images", type=int, default=2048)
     parser.add_argument("--batch", type=int, default=64)

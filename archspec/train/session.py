@@ -19,11 +19,11 @@ from .. import api
 from ..errors import ArchspecError, Location, UsageError
 from ..graph import Graph
 from ..spec import load
-from ..weights import LoadReport, load_weights, read_metadata, save_weights
+from ..weights import LoadReport, load_weights, read_info, read_metadata, save_weights
 from . import distributed
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig, resolve, read_options_file, to_dict
-from .data import LabelledImages, Splits, channel_stats, load_splits, open_data
+from .data import Splits, channel_stats, load_splits, open_data
 from .runs import Run, fresh_folder
 from .trainer import Hardware, Interrupted, NonFiniteLoss, Progress, Trainer, pick_hardware, set_trainable
 
@@ -296,18 +296,6 @@ def _init_note(path: str, report: LoadReport) -> str:
 # ------------------------------------------------------------------ evaluate and predict
 
 
-def _saved_normalisation(weights: str) -> tuple[list[str] | None, list[float] | None, list[float] | None, dict]:
-    meta = read_metadata(weights)
-
-    def field_(key):
-        try:
-            return json.loads(meta[key]) if key in meta else None
-        except json.JSONDecodeError:
-            raise ArchspecError(f"weights metadata {key} is not JSON", Location(str(weights))) from None
-
-    return field_("archspec.classes"), field_("archspec.mean"), field_("archspec.std"), meta
-
-
 def _model_for(source, params, weights: str):
     from ..compiler import compile_graph
 
@@ -321,7 +309,8 @@ def evaluate(source, weights: str, data: str | None = None, split: str | None = 
              params: dict[str, Any] | None = None, options: dict[str, Any] | None = None) -> dict[str, Any]:
     """Test figures of saved weights on a data set (all of it, or one split of it as the run made it)."""
     graph, model = _model_for(source, params, weights)
-    classes, mean, std, meta = _saved_normalisation(weights)
+    info = read_info(weights)
+    classes, mean, std, meta = info.classes, info.mean, info.std, read_metadata(info.path)
     config = resolve(None, None, {k: v for k, v in (options or {}).items() if v is not None})
     shape = image_shape(graph)
     if data is None:  # the run's own held-out split, cut exactly as training cut it
@@ -356,7 +345,8 @@ def predict(source, weights: str, images: list[str], top: int = 5, params: dict[
     from .data import load_image
 
     graph, model = _model_for(source, params, weights)
-    classes, mean, std, _ = _saved_normalisation(weights)
+    info = read_info(weights)
+    classes, mean, std = info.classes, info.mean, info.std
     shape = image_shape(graph)
     out = graph.shape_of(graph.output)
     classes = classes or [str(i) for i in range(out[0])]

@@ -122,8 +122,9 @@ class Tally:
         self.loss_sum += loss.detach().double() * n
         predicted = outputs.detach().argmax(dim=1)
         self.correct += (predicted == labels).sum()
-        k = min(self.top_k, outputs.shape[1])
-        self.correct_k += (outputs.detach().topk(k, dim=1).indices == labels[:, None]).any(dim=1).sum()
+        if self.top_k > 1:  # top-k costs a sort per step: validation and test only
+            k = min(self.top_k, outputs.shape[1])
+            self.correct_k += (outputs.detach().topk(k, dim=1).indices == labels[:, None]).any(dim=1).sum()
         if confusion:
             self.confusion += torch.bincount(labels * self.classes + predicted,
                                              minlength=self.classes ** 2).view(self.classes, self.classes)
@@ -461,7 +462,7 @@ class Trainer:
         _hold_frozen_norm_stats(self.model)
         if not any(p.requires_grad for p in self.model.parameters()):
             raise UsageError("every parameter is frozen: nothing would train (check freeze: and trainable:)")
-        tally = Tally(self.classes, self.config.top_k, hardware.device)
+        tally = Tally(self.classes, 1, hardware.device)
         self.progress.start_epoch(epoch, self.config.epochs, len(self.train_batches))
         check_every = 1 if hardware.device.type == "cpu" else 20  # a check waits for the device
         started = time.perf_counter()
@@ -478,7 +479,7 @@ class Trainer:
             self.scaler.step(self.optimizer)
             self.scaler.update()
             self.step += 1
-            tally.add(loss, outputs.float(), labels)
+            tally.add(loss, outputs, labels)
             self.progress.advance()
         if hardware.device.type == "cuda":
             torch.cuda.synchronize(hardware.device)
