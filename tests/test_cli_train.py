@@ -3,16 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-TINY = """
-archspec: 1
-name: tiny
-input: [1, 8, 8]
-params: {classes: 10}
-layers:
-  - {conv2d: {out: 4, kernel: 3, padding: 1}, name: conv1}
-  - relu
-  - flatten
-  - {dense: {out: $classes}, name: head}
+from shared_specs import TINY_DIGITS
+
+TINY = TINY_DIGITS + """
 train:
   epochs: 2
   batch_size: 128

@@ -13,22 +13,8 @@ from archspec.train.runs import read_metrics
 from archspec.train.trainer import Interrupted, NonFiniteLoss, Progress
 from archspec.weights import read_metadata
 
-# A small net for 8×8 digits: trains an epoch in a fraction of a second on 2 cores.
-TINY = """
-archspec: 1
-name: tiny
-input: [1, 8, 8]
-params: {classes: 10}
-layers:
-  - {conv2d: {out: 8, kernel: 3, padding: 1}, name: conv1}
-  - relu
-  - {maxpool2d: {kernel: 2}, name: pool}
-  - flatten
-  - {dense: {out: 32}, name: fc}
-  - relu
-  - {dense: {out: $classes}, name: head}
-  - softmax
-"""
+from shared_specs import TINY_DIGITS as TINY
+
 FAST = {"epochs": 3, "batch_size": 64, "lr": 0.01, "workers": 0}
 
 
