@@ -210,3 +210,12 @@ def test_auto_batch_size_on_the_cpu(tiny, tmp_path):
     batch = int(next(line for line in (outcome.run / "config.yaml").read_text().splitlines()
                      if "batch_size:" in line and "auto" not in line).split(":")[1])
     assert batch & (batch - 1) == 0 and 1 <= batch <= 1024
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_on_a_gpu_bf16_channels_last_and_auto_batch(tiny, tmp_path):
+    outcome = session.train(tiny, {**FAST, "batch_size": "auto", "device": "cuda", "out": str(tmp_path / "gpu")})
+    config = (outcome.run / "config.yaml").read_text()
+    precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    assert f"precision: {precision}" in config and "channels_last: true" in config
+    assert outcome.test["accuracy"] > 0.8
