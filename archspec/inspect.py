@@ -177,7 +177,7 @@ def _load_model(spec, weights, params: dict[str, Any] | None) -> _Loaded:
     module = compile_graph(graph, seed=0)
     if info:
         load_weights(module, info.path)
-    module.eval()
+    module.train(False)
     c = graph.input_shape[0]
     mean = _per_channel(info.mean if info else None, c, 0.0, "mean", info)
     std = _per_channel(info.std if info else None, c, 1.0, "std", info)
@@ -604,7 +604,7 @@ def apply_filters(spec, image: Any = "sample", output: str | os.PathLike | None 
     x = load_image(image, c, (h, w))
     if x.shape[1:] != (h, w):  # an array is used as it is: the spec must take its size
         raise UsageError(f"the image is {x.shape[1]}×{x.shape[2]}, the spec takes {h}×{w} (--set height=..., width=...?)")
-    module = compile_graph(graph, seed=0).eval()
+    module = compile_graph(graph, seed=0).train(False)
     with torch.no_grad():
         out = module.double()(x.double()[None])[0]
     if out.ndim != 3:

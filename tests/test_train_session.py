@@ -219,3 +219,8 @@ def test_on_a_gpu_bf16_channels_last_and_auto_batch(tiny, tmp_path):
     precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
     assert f"precision: {precision}" in config and "channels_last: true" in config
     assert outcome.test["accuracy"] > 0.8
+
+
+def test_api_options_are_checked_like_the_yaml(tiny):
+    with pytest.raises(UsageError, match="epochs"):
+        session.train(tiny, {"epochs": 0})

@@ -22,7 +22,7 @@ from ..spec import load
 from ..weights import LoadReport, load_weights, read_info, read_metadata, save_weights
 from . import distributed
 from .checkpoint import load_checkpoint, save_checkpoint
-from .config import TrainConfig, resolve, read_options_file, to_dict
+from .config import TrainConfig, check_options, read_options_file, resolve, to_dict
 from .data import Splits, channel_stats, load_splits, open_data
 from .runs import Run, fresh_folder
 from .trainer import Hardware, Interrupted, NonFiniteLoss, Progress, Trainer, pick_hardware, set_trainable
@@ -159,6 +159,7 @@ def train(source, options: dict[str, Any] | None = None, params: dict[str, Any] 
     """Train a spec; ``options`` are TrainConfig fields (the command line's), ``params`` the spec's."""
     progress = progress or Progress()
     options = {k: v for k, v in (options or {}).items() if v is not None}
+    check_options(options, Location("options"))
     run_folder = None
     if resume:
         run_folder, source, params, saved_options = _resume_inputs(resume)
@@ -302,7 +303,7 @@ def _model_for(source, params, weights: str):
     graph = api.expand(source, params or {})
     model = compile_graph(graph, seed=0)
     load_weights(model, weights)
-    return graph, model.eval()
+    return graph, model.train(False)
 
 
 def evaluate(source, weights: str, data: str | None = None, split: str | None = None,

@@ -309,7 +309,7 @@ def _hold_frozen_norm_stats(model: nn.Module) -> None:
         if isinstance(module, nn.modules.batchnorm._BatchNorm):
             params = list(module.parameters(recurse=False))
             if params and not any(p.requires_grad for p in params):
-                module.eval()
+                module.train(False)
 
 
 # ------------------------------------------------------------------ the trainer
@@ -508,7 +508,7 @@ class Trainer:
     def evaluate(self, batches: "Batches", confusion: bool = False) -> dict[str, Any]:
         """Loss, accuracy, top-k and (optionally) the confusion matrix over one split."""
         hardware = self.hardware
-        self.model.eval()
+        self.model.train(False)
         tally = Tally(self.classes, self.config.top_k, hardware.device)
         for images, labels in batches.epoch(0, self.shuffle, None):
             with torch.autocast(hardware.device.type, dtype=hardware.amp_dtype or torch.float32,
