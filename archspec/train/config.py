@@ -208,6 +208,15 @@ def resolve(spec_section: dict[str, Any] | None, file_options: dict[str, Any] | 
     return config
 
 
+def worker_count(config: TrainConfig) -> int:
+    """DataLoader workers: the configured number, or one per core but one, at most 4."""
+    if config.workers == "auto":
+        import os
+
+        return min(4, max(0, (os.cpu_count() or 1) - 1))
+    return int(config.workers)
+
+
 def to_dict(config: TrainConfig) -> dict[str, Any]:
     """Plain data for the run's config.yaml."""
     return dataclasses.asdict(config)

@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from ..spec import load
 from ..weights import LoadReport, load_weights, read_info, read_metadata, save_weights
 from . import distributed
 from .checkpoint import load_checkpoint, save_checkpoint
-from .config import TrainConfig, check_options, read_options_file, resolve, to_dict
+from .config import TrainConfig, check_options, read_options_file, resolve, to_dict, worker_count
 from .data import Splits, channel_stats, load_splits, open_data
 from .runs import Run, fresh_folder
 from .trainer import Hardware, Interrupted, NonFiniteLoss, Progress, Trainer, pick_hardware, set_trainable
@@ -192,7 +191,7 @@ def _train(spec, graph, shape, params, config, hardware, run_folder, progress) -
     notes: list[str] = []
     splits = load_splits(config.data, shape, fractions=tuple(config.split), val=config.val_data,
                          test=config.test_data, bad_images=config.bad_images, seed=config.seed)
-    splits = Splits(*(s.in_memory(HOST_MEMORY_BYTES, workers=_workers(config)) for s in
+    splits = Splits(*(s.in_memory(HOST_MEMORY_BYTES, workers=worker_count(config)) for s in
                       (splits.train, splits.val, splits.test)))
     classes = splits.train.classes
     check_classes(graph, classes)
@@ -229,7 +228,7 @@ def _train(spec, graph, shape, params, config, hardware, run_folder, progress) -
             "hardware": {"device": str(hardware.device), "precision": hardware.precision,
                          "channels_last": hardware.channels_last, "processes": distributed.world_size(),
                          "batch_size": batch_size},
-            "train": {k: v for k, v in to_dict(config).items()},
+            "train": to_dict(config),
             "versions": {"torch": str(torch.__version__)},
         })
     for note in notes:
@@ -276,12 +275,6 @@ def _train(spec, graph, shape, params, config, hardware, run_folder, progress) -
 
             save_confusion(test_report["confusion"], list(classes), run.path("confusion.png"))
     return Outcome(folder, result.history, result.best_epoch, result.stopped, test_report, init_report, notes)
-
-
-def _workers(config: TrainConfig) -> int:
-    if config.workers == "auto":
-        return min(4, max(0, (os.cpu_count() or 1) - 1))
-    return int(config.workers)
 
 
 def _init_note(path: str, report: LoadReport) -> str:

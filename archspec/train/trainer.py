@@ -21,7 +21,7 @@ from torch import nn
 
 from ..errors import ArchspecError, UsageError
 from .augment import Augment, AugmentedView, augment_batch
-from .config import TrainConfig
+from .config import TrainConfig, worker_count
 from .data import LabelledImages, collate
 from . import distributed
 
@@ -184,14 +184,6 @@ class Batches:
             spans.pop()  # a tail smaller than the number of processes would leave one with nothing
         return spans
 
-    @property
-    def workers(self) -> int:
-        if self.config.workers == "auto":
-            import os
-
-            return min(4, max(0, (os.cpu_count() or 1) - 1))
-        return int(self.config.workers)
-
     def epoch(self, epoch: int, generator: torch.Generator, device_generator: torch.Generator | None):
         """Yield (images (B, C, H, W) normalised on the device, labels (B,)) for one epoch."""
         n = len(self.data)
@@ -230,7 +222,7 @@ class Batches:
             source = AugmentedView(self.data, self.augment, base_seed=self.config.seed)
             source.set_epoch(epoch)
         loader = torch.utils.data.DataLoader(source, batch_sampler=[b.tolist() for b in batches],
-                                             num_workers=self.workers, collate_fn=collate, pin_memory=pin)
+                                             num_workers=worker_count(self.config), collate_fn=collate, pin_memory=pin)
         yield from loader
 
 
@@ -465,6 +457,7 @@ class Trainer:
         tally = Tally(self.classes, 1, hardware.device)
         self.progress.start_epoch(epoch, self.config.epochs, len(self.train_batches))
         check_every = 1 if hardware.device.type == "cpu" else 20  # a check waits for the device
+        lr = self._set_lr()
         started = time.perf_counter()
         for i, (images, labels) in enumerate(self.train_batches.epoch(epoch, self.shuffle, self.augment_generator)):
             lr = self._set_lr()
