@@ -5,7 +5,7 @@ import os
 from pathlib import Path
 
 from .errors import ArchspecError, UsageError
-from .weights import atomic_write
+from .files import atomic_write
 
 
 def export_onnx(module, input_shape, path: str | os.PathLike, batch: int = 1, check: bool = True,

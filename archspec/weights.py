@@ -9,11 +9,11 @@ import json
 import math
 import os
 import struct
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .files import atomic_write
 from .errors import ArchspecError, LimitError, Location, Problem, SpecError, UsageError
 
 MAX_HEADER_BYTES = 100 << 20  # safetensors' own limit
@@ -29,23 +29,6 @@ class LoadReport:
     missing: list[str] = field(default_factory=list)  # in the model, not in the file
     unexpected: list[str] = field(default_factory=list)  # in the file, not in the model
     mismatched: list[str] = field(default_factory=list)  # same name, other shape: "name: file 3×3, model 5×5"
-
-
-def atomic_write(path: Path, write) -> None:
-    """Write through a temporary file in the same folder, then rename: never a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would surprise whoever reads the result
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_weights(module, path: str | os.PathLike, metadata: dict[str, str] | None = None) -> Path:

@@ -1,7 +1,7 @@
 """What filters and layers see (issue 6): filters, feature maps, top patches, fixed kernels on images.
 
 Weights come from ``archspec.build`` + ``save_weights`` (never from the trainer); every number
-that a test compares with is recomputed here with plain torch, not taken from archspec.inspect.
+that a test compares with is recomputed here with plain torch, not taken from archspec.inspection.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ torch = pytest.importorskip("torch")
 from PIL import Image  # noqa: E402
 
 import archspec  # noqa: E402
-from archspec import inspect as ins  # noqa: E402
+from archspec import inspection as ins  # noqa: E402
 from archspec.errors import ArchspecError, UsageError  # noqa: E402
 from archspec.weights import read_info, resolve_weights, save_weights  # noqa: E402
 

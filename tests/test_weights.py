@@ -19,7 +19,8 @@ pytest.importorskip("safetensors")
 
 import archspec  # noqa: E402
 from archspec.errors import ArchspecError, LimitError, SpecError  # noqa: E402
-from archspec.weights import LoadReport, atomic_write, load_weights, read_header, save_weights  # noqa: E402
+from archspec.files import atomic_write
+from archspec.weights import LoadReport, load_weights, read_header, save_weights  # noqa: E402
 
 PACKAGE = Path(archspec.__file__).resolve().parent
 

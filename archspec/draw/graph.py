@@ -457,7 +457,7 @@ def find_engine() -> tuple[str, str] | None:
 
 def render_dot(dot_text: str, output: str | os.PathLike, fmt: str) -> Path:
     """Write ``dot_text`` to ``output`` as ``fmt`` (svg, png, pdf or dot), atomically."""
-    from ..weights import atomic_write
+    from ..files import atomic_write
 
     if fmt not in FORMATS:
         raise UsageError(f"unknown format '{fmt}'; choose one of {', '.join(FORMATS)}")

@@ -305,7 +305,7 @@ class Scene:
 
     def save(self, path: str | os.PathLike, fmt: str | None = None) -> Path:
         """Write the scene as ``fmt`` ("svg" or "png"; default: the file's suffix), atomically."""
-        from ..weights import atomic_write
+        from ..files import atomic_write
 
         path = Path(path)
         fmt = (fmt or path.suffix.lstrip(".")).lower()

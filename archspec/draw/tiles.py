@@ -255,7 +255,7 @@ def save_grid(grid: Grid, path: str | os.PathLike) -> Picture:
     """Write the grid as a PNG (atomically), its layout in the file's text chunks; returns the layout."""
     from PIL import PngImagePlugin
 
-    from ..weights import atomic_write
+    from ..files import atomic_write
 
     path = check_output(path)
     image, boxes, rows, columns = render(grid)

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ArchspecError, Location
-from ..weights import atomic_write, read_metadata
+from ..files import atomic_write
+from ..weights import read_metadata
 
 STATE_KEY = "archspec.state"
 FORMAT = "archspec-checkpoint-1"

@@ -1,0 +1,1 @@
+"""One module per group of commands; ``archspec.cli`` imports a module only when its command runs."""

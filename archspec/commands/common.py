@@ -1,0 +1,53 @@
+"""What every command shares: the console, error reporting and exit codes, the --set option.
+
+Exit codes: 0 ok, 1 the spec or data is wrong, 2 the command line is wrong.
+A user mistake prints one located message per problem, never a traceback.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import sys
+
+import click
+
+from ..errors import ArchspecError, UsageError
+
+EXIT_SPEC, EXIT_USAGE = 1, 2
+
+
+def console(file=None):
+    from rich.console import Console
+
+    stream = file or sys.stdout
+    width = None if stream.isatty() else int(os.environ.get("COLUMNS", 160))
+    return Console(file=stream, width=width, highlight=False, soft_wrap=False)
+
+
+def report(error: ArchspecError) -> None:
+    for problem in error.problems:
+        click.echo(str(problem), err=True)
+
+
+def user_errors(command):
+    """Turn archspec's errors into messages and exit codes instead of tracebacks."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except UsageError as exc:
+            report(exc)
+            sys.exit(EXIT_USAGE)
+        except ArchspecError as exc:
+            report(exc)
+            sys.exit(EXIT_SPEC)
+        except BrokenPipeError:  # `archspec summary x | head`
+            sys.stderr.close()
+            sys.exit(0)
+
+    return wrapper
+
+
+set_option = click.option("--set", "overrides", multiple=True, metavar="NAME=VALUE",
+                          help="Override a spec parameter (repeatable), e.g. --set classes=10.")
