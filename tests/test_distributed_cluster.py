@@ -80,9 +80,9 @@ def launchers(folder: Path):
     """start(command) -> Popen with output in a file; on leaving, every process started is killed."""
     started: list[tuple[subprocess.Popen, Path]] = []
 
-    def start(command: list[str]) -> subprocess.Popen:
+    def start(command: list[str], env: dict[str, str] = ENV) -> subprocess.Popen:
         log = folder / f"launcher{len(started)}.log"
-        process = subprocess.Popen(command, stdout=open(log, "w"), stderr=subprocess.STDOUT, env=ENV, cwd=folder,
+        process = subprocess.Popen(command, stdout=open(log, "w"), stderr=subprocess.STDOUT, env=env, cwd=folder,
                                    start_new_session=True)
         started.append((process, log))
         return process
@@ -155,10 +155,11 @@ def test_two_nodes_of_two_processes_equal_one(spec_file, tmp_path):
     spec = str(spec_file(PLAIN, "plain.yaml"))
     port, run_id = free_port(), f"test-{os.getpid()}"
     out = ["--out", str(tmp_path / "cluster")]
+    as_documented = {**ENV, "TORCH_DISABLE_SHARE_RDZV_TCP_STORE": "1"}  # what archspec's launcher sets
     with launchers(tmp_path) as start:
         by_hand = start([*TORCHRUN, "--nnodes", "2", "--nproc-per-node", "2", "--rdzv-backend", "c10d",
                          "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", run_id,
-                         "-m", "archspec", "train", spec, *ARGS, *out])
+                         "-m", "archspec", "train", spec, *ARGS, *out], env=as_documented)
         shorthand = start([sys.executable, "-m", "archspec", "train", spec, *ARGS, *out, "--nodes", "2",
                            "--node-rank", "1", "--master", f"127.0.0.1:{port}", "--devices", "2", "--run-id", run_id])
         output = finish([by_hand, shorthand], [tmp_path / "launcher0.log", tmp_path / "launcher1.log"])

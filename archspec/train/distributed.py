@@ -68,7 +68,8 @@ def init_from_env(device_type: str) -> None:
             torch.cuda.set_device(local_rank())
         if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True":
             # torchrun keeps one store for every attempt; under a prefix of its own, a restarted group
-            # does not read the addresses that the processes it replaced left there
+            # does not read the addresses that the processes it replaced left there (the restart count
+            # agrees within a node; across nodes, `launch` gives each attempt a store instead)
             store = torch.distributed.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]),
                                                is_master=False, timeout=timedelta(minutes=10))
             store = torch.distributed.PrefixStore(f"archspec/attempt-{restart_count()}", store)
@@ -231,5 +232,11 @@ def torchrun_command(argv: list[str], devices: int, nodes: int = 1, node_rank: i
 
 
 def launch(argv: list[str], devices: int, **torchrun_options) -> int:
-    """Run ``archspec train argv`` under torchrun; its exit code."""
-    return subprocess.call(torchrun_command(argv, devices, **torchrun_options))
+    """Run ``archspec train argv`` under torchrun; its exit code.
+
+    torchrun's agents share one store across restarts by default, and on several nodes their
+    restart counts can differ, so no prefix per attempt is safe; a store of the group's own for
+    each attempt is (https://github.com/pytorch/pytorch/issues/135712).
+    """
+    environment = {"TORCH_DISABLE_SHARE_RDZV_TCP_STORE": "1", **os.environ}
+    return subprocess.call(torchrun_command(argv, devices, **torchrun_options), env=environment)
