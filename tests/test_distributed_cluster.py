@@ -159,9 +159,11 @@ def test_two_nodes_of_two_processes_equal_one(spec_file, tmp_path):
     with launchers(tmp_path) as start:
         by_hand = start([*TORCHRUN, "--nnodes", "2", "--nproc-per-node", "2", "--rdzv-backend", "c10d",
                          "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", run_id,
-                         "-m", "archspec", "train", spec, *ARGS, *out], env=as_documented)
+                         "-m", "archspec", "train", spec, *ARGS, *out, "--micro-batch", "2"], env=as_documented)
+        # in passes of at most 2 images: the shares of 3 and 2 images accumulate over two passes
         shorthand = start([sys.executable, "-m", "archspec", "train", spec, *ARGS, *out, "--nodes", "2",
-                           "--node-rank", "1", "--master", f"127.0.0.1:{port}", "--devices", "2", "--run-id", run_id])
+                           "--node-rank", "1", "--master", f"127.0.0.1:{port}", "--devices", "2", "--run-id", run_id,
+                           "--micro-batch", "2"])
         output = finish([by_hand, shorthand], [tmp_path / "launcher0.log", tmp_path / "launcher1.log"])
     assert "processes: 4" in (tmp_path / "cluster" / "config.yaml").read_text()
     assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == ["cluster"]  # one run folder
