@@ -82,6 +82,7 @@ class TrainConfig:
     device_data_bytes: int = 1 << 30
     workers: int | str = "auto"  # DataLoader workers when data is read from files
     compile: bool = False  # torch.compile the model
+    sync_batchnorm: bool = False  # under torchrun: batch-norm statistics of the global batch, not each process's
     # --- run
     seed: int = 0  # splits, initial weights, shuffling, augmentation, dropout
     out: str | None = None  # run folder; default runs/<spec name>
@@ -137,6 +138,7 @@ def train_schema() -> dict:
         "device_data_bytes": _number(0, integer=True),
         "workers": {"anyOf": [_number(0, integer=True), {"const": "auto"}]},
         "compile": {"type": "boolean"},
+        "sync_batchnorm": {"type": "boolean", "description": "batch-norm statistics over every process's share"},
         "seed": _number(0, integer=True),
         "out": {"type": "string"},
         "top_k": _number(1, integer=True),
