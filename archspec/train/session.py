@@ -14,14 +14,15 @@ from typing import Any
 
 import torch
 
-from .. import api
+from .. import pipeline
 from ..errors import ArchspecError, Location, UsageError
 from ..graph import Graph
 from ..spec import load
 from ..weights import LoadReport, load_weights, read_info, read_metadata, save_weights
 from . import distributed
 from .checkpoint import load_checkpoint, save_checkpoint
-from .config import TrainConfig, check_options, read_options_file, resolve, to_dict, worker_count
+from .config import TrainConfig, check_options, resolve, to_dict, worker_count
+from .options_file import read_options_file
 from .data import Splits, channel_stats, load_splits, open_data
 from .runs import Run, folder_of_launch, fresh_folder
 from .trainer import Hardware, Interrupted, NonFiniteLoss, Progress, Trainer, pick_hardware, set_trainable
@@ -166,7 +167,7 @@ def train(source, options: dict[str, Any] | None = None, params: dict[str, Any] 
         config_file = None
     spec = load(source)
     params = dict(params or {})
-    graph = api.expand(spec, params)
+    graph = pipeline.expand(spec, params)
     shape = image_shape(graph)
     section = spec.data.get("train") if isinstance(spec.data, dict) else None
     config = resolve(section, read_options_file(config_file) if config_file else None, options)
@@ -321,7 +322,7 @@ def _init_note(path: str, report: LoadReport) -> str:
 def _model_for(source, params, weights: str):
     from ..compiler import compile_graph
 
-    graph = api.expand(source, params or {})
+    graph = pipeline.expand(source, params or {})
     model = compile_graph(graph, seed=0)
     load_weights(model, weights)
     return graph, model.train(False)

@@ -265,7 +265,7 @@ def lr_factor(config: TrainConfig, steps_per_epoch: int) -> Callable[[int], floa
         phase = math.prod(u.lr_factor for u in phases if u.epoch <= epoch)
         if step < warm:
             return phase * (0.1 + 0.9 * step / warm)
-        if config.schedule == "step":  # the seeds' decay_rate: lose that fraction every step_size epochs
+        if config.schedule == "step":  # decay_rate: lose that fraction every step_size epochs
             return phase * (1 - config.decay_rate) ** ((epoch - 1) // config.step_size)
         if config.schedule == "cosine":
             return phase * 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
