@@ -13,6 +13,7 @@ from archspec.train import distributed
 from archspec.train.config import TrainConfig
 from archspec.train.runs import Run, folder_of_launch, fresh_folder
 from archspec.train.trainer import Batches, Hardware
+from shared_specs import PLAIN_8X8
 
 
 @pytest.mark.parametrize("n, batch, world", [(10, 4, 1), (10, 4, 2), (10, 4, 3), (9, 4, 4), (7, 3, 2), (5, 8, 3),
@@ -165,27 +166,14 @@ def test_passes_are_the_same_on_every_process(size, world, micro, expected):
     assert distributed.passes(size, world, micro) == expected
 
 
-PLAIN = """
-archspec: 1
-name: plain
-input: [1, 8, 8]
-params: {classes: 3}
-layers:
-  - {conv2d: {out: 4, kernel: 3, padding: 1}, name: conv1}
-  - relu
-  - flatten
-  - {dense: {out: $classes}, name: head}
-"""
-
-
 @pytest.mark.slow
 def test_accumulated_passes_take_the_same_step_as_one(spec_file, tmp_path):
     from safetensors.torch import load_file
 
     from archspec.train import session
 
-    spec = str(spec_file(PLAIN, "plain.yaml"))
-    options = {"data": "synthetic:60:3", "epochs": 1, "batch_size": 16, "lr": 0.1, "optimizer": "sgd", "workers": 0,
+    spec = str(spec_file(PLAIN_8X8, "plain.yaml"))
+    options = {"data": "synthetic:60:4", "epochs": 1, "batch_size": 16, "lr": 0.1, "optimizer": "sgd", "workers": 0,
                "device": "cpu"}
     whole = session.train(spec, {**options, "out": str(tmp_path / "whole")})
     parts = session.train(spec, {**options, "micro_batch": 5, "out": str(tmp_path / "parts")})  # 16 = 5 + 5 + 5 + 1

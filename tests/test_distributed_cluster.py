@@ -26,6 +26,7 @@ from safetensors.torch import load_file
 import archspec
 from archspec.train import session
 from archspec.train.runs import read_metrics
+from shared_specs import PLAIN_8X8
 
 pytestmark = pytest.mark.slow
 TIMEOUT_S = 400  # a bound on each group, so that a hang fails the test instead of the suite
@@ -36,19 +37,7 @@ ARGS = ["--data", "synthetic:117:4", "--epochs", "2", "--batch-size", "10", "--l
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]
 
-# No dropout: its masks are drawn per process.
-PLAIN = """
-archspec: 1
-name: plain
-input: [1, 8, 8]
-params: {classes: 4}
-layers:
-  - {conv2d: {out: 6, kernel: 3, padding: 1}, name: conv1}
-  - relu
-  - {maxpool2d: {kernel: 2}}
-  - flatten
-  - {dense: {out: $classes}, name: head}
-"""
+PLAIN = PLAIN_8X8
 NORMED = PLAIN.replace("name: plain", "name: normed").replace("  - relu\n", "  - {batchnorm2d: {}, name: bn1}\n  - relu\n")
 
 
