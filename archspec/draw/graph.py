@@ -687,8 +687,9 @@ class _DotWriter:
                 crossing.setdefault(i, []).append((tail, head))
         ranks = _ranks(edges)
         extent = [max((ranks[self.display[n.path]] for n in _members(c)), default=0) for c in self.top_level]
+        # a cut is allowed where one tensor crosses it, from the child just before
         allowed = [i for i in range(1, len(self.top_level))
-                   if len(crossing.get(i, [])) == 1 and child_of.get(crossing[i][0][0]) == i - 1]
+                   if len({t for t, _ in crossing.get(i, [])}) == 1 and child_of.get(crossing[i][0][0]) == i - 1]
         total = extent[-1] if extent else 0
         cuts: list[int] = []
         for k in range(1, pieces):
@@ -697,17 +698,14 @@ class _DotWriter:
                        key=lambda i: abs(extent[i - 1] - target), default=None)
             if best is not None:
                 cuts.append(best)
-        heads = []
-        for i in cuts:
-            tail, head = crossing[i][0]
-            heads.append((tail, head))
-        if heads:
+        cut_edges = [edge for i in cuts for edge in crossing[i]]
+        if cut_edges:
             first = self.display[_members(self.top_level[0])[0].path]
             with self.dot.subgraph() as same:
                 same.attr(rank="same")
-                for node_id in [first] + [h for _, h in heads]:
+                for node_id in dict.fromkeys([first] + [h for _, h in cut_edges]):
                     same.node(node_id)
-        return set(heads)
+        return set(cut_edges)
 
     def add_edges(self, cuts: set[tuple[str, str]]) -> None:
         for tail, head in self.display_edges():
@@ -763,13 +761,41 @@ def to_dot(summary, depth: int | None = None, rankdir: str = "TB", shapes: bool 
     return _DotWriter(summary, options).write()
 
 
+def graph_picture(summary, wrap: int | str = "auto", **options):
+    """The graph style as a ``Picture``; ``wrap="auto"`` cuts a long chain into the number of pieces
+    that brings the picture nearest 16:9 (it lays the graph out once whole to measure it)."""
+    from .picture import Picture
+
+    if wrap != "auto" and (isinstance(wrap, bool) or not isinstance(wrap, int)):
+        raise UsageError(f"wrap must be 'auto' or an integer from 1 to {MAX_WRAP}, found {wrap!r}")
+    dot = to_dot(summary, wrap=1 if wrap == "auto" else wrap, **options)
+    if wrap != "auto" or find_engine() is None:
+        return Picture(lazy_scene=lambda: dot_scene(dot, title=summary.name), dot=dot, formats=FORMATS)
+    scene = dot_scene(dot, title=summary.name)
+    pieces = fitting_wrap(scene.width, scene.height, options.get("rankdir", "TB"))
+    if pieces > 1:
+        wrapped = to_dot(summary, wrap=pieces, **options)
+        if wrapped != dot:
+            other = dot_scene(wrapped, title=summary.name)
+            if _misfit(other) < _misfit(scene):
+                dot, scene = wrapped, other
+    return Picture(scene, dot=dot, formats=FORMATS)
+
+
+def _misfit(scene, aspect: float = 16 / 9) -> float:
+    """How far a picture's shape is from ``aspect``, as a factor (1: exactly)."""
+    ratio = (scene.width / scene.height) / aspect
+    return max(ratio, 1 / ratio)
+
+
 def fitting_wrap(width: float, height: float, rankdir: str, aspect: float = 16 / 9) -> int:
     """How many pieces a picture ``width`` × ``height`` laid out in one piece should be cut into to
     come nearest ``aspect`` (pieces go side by side for TB/BT, one under another for LR/RL)."""
     if width <= 0 or height <= 0:
         return 1
     ratio = (aspect * height / width) if rankdir in ("TB", "BT") else (width / (aspect * height))
-    return max(1, min(MAX_WRAP, round(math.sqrt(ratio)))) if ratio > 1 else 1
+    # pieces are never quite even (cuts fall between blocks), so lean towards one more
+    return max(1, min(MAX_WRAP, math.ceil(math.sqrt(ratio) - 0.25))) if ratio > 1 else 1
 
 
 # ---------------------------------------------------------------- rendering
