@@ -37,7 +37,7 @@ def _wrap(value: str) -> int | str:
 @set_option
 @user_errors
 def draw(spec, output, style, depth, rankdir, wrap, scale, shapes, legend, fold, compact, overrides):
-    """Draw SPEC as a graph (DOT) or as layered boxes."""
+    """Draw SPEC as a graph (DOT) or as layered 3-D boxes."""
     from .. import draw as drawing
 
     picture = drawing.draw(spec, output, style=style, depth=depth, rankdir=rankdir, shapes=shapes, legend=legend,

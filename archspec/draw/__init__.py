@@ -37,7 +37,7 @@ def draw(source, output: str | os.PathLike | None = None, style: str = "graph", 
          wrap: int | str = "auto", scale: float = 2, **params: Any):
     """Draw a spec; returns a ``Picture`` (shown inline in Jupyter; ``.save(path)``), written to
     ``output`` too when one is given (.svg, .png, .pdf or .dot for graphs; .svg or .png for boxes)."""
-    from .. import api
+    from .. import pipeline
     from .picture import check_scale
 
     if style not in STYLES:
@@ -45,7 +45,7 @@ def draw(source, output: str | os.PathLike | None = None, style: str = "graph", 
     if output is not None:
         output_format(output, FORMATS[style])
     check_scale(scale)
-    summary = api.summarize(source, **params)
+    summary = pipeline.summarize(source, **params)
     if style == "graph":
         from .graph import graph_picture
 
@@ -67,12 +67,12 @@ def compare(sources, output: str | os.PathLike | None = None, **params: Any):
     Returns a ``Comparison``: the rows (one per spec) the chart shows, as a list, which also shows
     the chart in Jupyter; writes the chart when ``output`` is given.
     """
-    from .. import api
+    from .. import pipeline
     from .chart import Comparison, compare_rows
 
     if output is not None:
         output_format(output, ("svg", "png"))
-    rows = Comparison(compare_rows([api.summarize(s, **params) for s in sources]))
+    rows = Comparison(compare_rows([pipeline.summarize(s, **params) for s in sources]))
     if output is not None:
         rows.picture().save(output)
     return rows
