@@ -770,7 +770,8 @@ def graph_picture(summary, wrap: int | str = "auto", **options):
         raise UsageError(f"wrap must be 'auto' or an integer from 1 to {MAX_WRAP}, found {wrap!r}")
     dot = to_dot(summary, wrap=1 if wrap == "auto" else wrap, **options)
     if wrap != "auto" or find_engine() is None:
-        return Picture(lazy_scene=lambda: dot_scene(dot, title=summary.name), dot=dot, formats=FORMATS)
+        return Picture(lazy_scene=lambda: dot_scene(dot, title=summary.name), dot=dot, formats=FORMATS,
+                       write_other=lambda path, fmt: render_dot(dot, path, fmt))
     scene = dot_scene(dot, title=summary.name)
     pieces = fitting_wrap(scene.width, scene.height, options.get("rankdir", "TB"))
     if pieces > 1:
@@ -779,7 +780,8 @@ def graph_picture(summary, wrap: int | str = "auto", **options):
             other = dot_scene(wrapped, title=summary.name)
             if _misfit(other) < _misfit(scene):
                 dot, scene = wrapped, other
-    return Picture(scene, dot=dot, formats=FORMATS)
+    final = dot
+    return Picture(scene, dot=dot, formats=FORMATS, write_other=lambda path, fmt: render_dot(final, path, fmt))
 
 
 def _misfit(scene, aspect: float = 16 / 9) -> float:

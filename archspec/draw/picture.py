@@ -27,12 +27,14 @@ class Picture:
     """A scene (and, for graphs, the DOT text it was laid out from), drawn at most once."""
 
     def __init__(self, scene: Scene | None = None, dot: str | None = None, formats: tuple[str, ...] = ("svg", "png"),
-                 lazy_scene: Callable[[], Scene] | None = None):
+                 lazy_scene: Callable[[], Scene] | None = None,
+                 write_other: Callable[[Path, str], Path] | None = None):
         if scene is None and lazy_scene is None:
             raise ValueError("a picture needs a scene or a way to make one")
         self._scene, self._lazy = scene, lazy_scene
         self.dot = dot
         self.formats = formats
+        self._write_other = write_other  # formats not drawn from the scene (.dot, .pdf of a graph)
         self.path: Path | None = None  # where it was last saved
 
     @property
@@ -74,10 +76,8 @@ class Picture:
         if fmt not in self.formats:
             raise UsageError(f"cannot write '{path}': choose a file ending in "
                              + ", ".join(f".{f}" for f in self.formats))
-        if fmt in ("dot", "pdf"):
-            from .graph import render_dot
-
-            self.path = render_dot(self.dot or "", path, fmt)
+        if fmt not in ("svg", "png") and self._write_other is not None:
+            self.path = self._write_other(path, fmt)
         else:
             self.path = self.scene.save(path, fmt, scale=check_scale(scale))
         return self.path
