@@ -247,12 +247,12 @@ def load_image(source: Any, channels: int, size: tuple[int, int]):
     from PIL import Image
 
     if not isinstance(source, (str, os.PathLike)):
-        array = torch.as_tensor(np.asarray(source), dtype=torch.float32)
-        if array.ndim == 2:
-            array = array[None]
-        if array.ndim != 3 or array.shape[0] != channels:
-            raise UsageError(f"an image array must be (H, W) or ({channels}, H, W), found {tuple(array.shape)}")
-        return array
+        given = torch.as_tensor(np.asarray(source), dtype=torch.float32)
+        if given.ndim == 2:
+            given = given[None]
+        if given.ndim != 3 or given.shape[0] != channels:
+            raise UsageError(f"an image array must be (H, W) or ({channels}, H, W), found {tuple(given.shape)}")
+        return given
     if channels not in (1, 3):
         raise UsageError(f"the spec takes {channels} input channels: an image file gives 1 (grey) or 3 (RGB)")
     text = str(source)
@@ -301,7 +301,8 @@ def _fit_image(picture, size: tuple[int, int]):
         keep = max(1, round(w * height / width))
         top = (h - keep) // 2
         picture = picture.crop((0, top, w, top + keep))
-    return picture.resize((width, height), Image.LANCZOS if picture.size[0] >= width else Image.BICUBIC)
+    shrinking = picture.size[0] >= width
+    return picture.resize((width, height), Image.Resampling.LANCZOS if shrinking else Image.Resampling.BICUBIC)
 
 
 def _image_tile_pixels(image) -> Any:

@@ -14,7 +14,7 @@ from rich.console import Group
 from rich.table import Table
 
 from .graph import INPUT
-from .layers import lookup
+from .layers import lookup_known
 
 if TYPE_CHECKING:  # annotations only: summary.py delegates its rendering here
     from .summary import Summary
@@ -164,7 +164,7 @@ def _slide_label(node) -> str:
     if node.type == "conv2d":
         k = a["kernel"]
         return f"CONV{k[0] if k[0] == k[1] else f'{k[0]}x{k[1]}'}-{a['out']}"
-    if lookup(node.type).family == "pool" and "kernel" in a:
+    if lookup_known(node.type).family == "pool" and "kernel" in a:
         k = a["kernel"]
         return f"POOL{k[0] if k[0] == k[1] else f'{k[0]}x{k[1]}'}"
     if node.type == "linear":
@@ -177,8 +177,9 @@ def _product(dims) -> str:
 
 
 def explain_lines(s: Summary) -> list[str]:
-    """One line per layer with the arithmetic behind each figure, as the VGGNet table of the CS231n course notes (Stanford).
+    """One line per layer with the arithmetic behind each figure.
 
+    As the VGGNet table of the CS231n course notes (Stanford):
     ``CONV3-64: [224x224x64] memory: 224*224*64=3.2M weights: (3*3*3)*64 = 1,728 bias: 64``
     Memory is per sample, as on the slide; MACs are added where a layer has any.
     """
@@ -191,7 +192,7 @@ def explain_lines(s: Summary) -> list[str]:
         shape = node.shape
         dims = (shape[1], shape[2], shape[0]) if len(shape) == 3 else shape
         memory = f"{_product(dims)}={short(_numel(shape))}" if len(dims) > 1 else f"{shape[0]}"
-        if lookup(node.type).view:
+        if lookup_known(node.type).view:
             memory += " (a view: no new memory)"
         p = f.params
         if p.weights:

@@ -374,6 +374,6 @@ def test_saved_bytes_vgg_like_exact_at_every_batch(spec_file, batch):
 
 def test_every_layer_type_is_measured(spec_file):
     used = set()
-    for name, (layers, shape) in torch_specs.items():
+    for layers, shape in torch_specs.values():
         used |= {n.type for n in graph_of(spec_file, layers, shape).nodes}
     assert used == set(REGISTRY), f"not measured against autograd: {sorted(set(REGISTRY) - used)}"
