@@ -80,3 +80,14 @@ def build(source, seed: int | None = None, **params: Any):
     from .compiler import compile_graph
 
     return compile_graph(expand(source, params), seed=seed)
+
+
+def import_model(source, output=None, *, input=None, name=None, weights=None):
+    """An existing model (``pkg.module:factory`` or an nn.Module, a ``.keras`` or ``.onnx`` file) as a spec.
+
+    Returns the ``Imported`` result (``.text``, ``.tensors``); writes ``output`` and ``weights``
+    when given, and nothing when the model has layers the catalogue lacks (``SpecError``).
+    """
+    from .importer import import_model as _import
+
+    return _import(source, output, input=input, name=name, weights=weights)
