@@ -42,6 +42,11 @@ def import_model(source, output: str | os.PathLike | None = None, *, input: tupl
     it defaults to 3×224×224; read from the file for Keras and ONNX). Raises ``SpecError`` with
     one located problem per unsupported layer; writes nothing then.
     """
+    if weights is not None and str(source).lower().endswith(".keras"):
+        try:
+            import h5py  # noqa: F401
+        except ImportError:
+            raise UsageError("--weights from a .keras file needs h5py: pip install 'archspec[keras]'") from None
     model = read(source, input=input, name=name)
     imported = write_spec(model, schema=_schema_reference(output))
     if weights is not None:
@@ -51,7 +56,8 @@ def import_model(source, output: str | os.PathLike | None = None, *, input: tupl
     return imported
 
 
-def read(source, input: tuple[int, ...] | None = None, name: str | None = None) -> SourceModel:
+def read(source, input: tuple[int, ...] | None = None, name: str | None = None,
+         wants_weights: bool = True) -> SourceModel:
     if not isinstance(source, (str, os.PathLike)):
         from .pytorch import read_module
 
@@ -69,7 +75,7 @@ def read(source, input: tuple[int, ...] | None = None, name: str | None = None) 
         if suffix == ".keras":
             from .keras import read_keras
 
-            return read_keras(path, name=name or path.stem, input=input)
+            return read_keras(path, name=name or path.stem, input=input, weights=wants_weights)
         from .onnx_file import read_onnx
 
         return read_onnx(path, name=name or path.stem, input=input)

@@ -23,6 +23,7 @@ class SourceLayer:
     inputs: list[str]  # paths of the layers it reads, or INPUT
     tensors: dict[str, Any] = field(default_factory=dict)  # numpy arrays, torch's names
     fixed_name: bool = False  # the name must be kept (it names tensors); else it is a preference
+    keep_name: bool = True  # False for layers the reader made up (a Keras layer's own activation)
 
     @property
     def name(self) -> str:

@@ -272,7 +272,7 @@ class Writer:
             else:
                 index_of[item.path] = k
                 sources = item.inputs
-                local = Local("layer", [], item, item.name, item.fixed_name)
+                local = Local("layer", [], item, item.name if item.keep_name else None, item.fixed_name)
             local.inputs = [index_of.get(s, -1) for s in sources]
             locals_.append(local)
         # a value read from inside a child namespace must be its output
