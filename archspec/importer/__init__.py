@@ -18,7 +18,7 @@ from ..errors import ArchspecError, Location, Problem, SpecError, UsageError
 from ..files import atomic_write
 from ..layers import lookup
 from .ir import INPUT, SourceModel
-from .structure import Writer, infer_shapes
+from .structure import Writer, infer_shapes, settle_batchnorm_ranks
 from .text import spec_text
 
 DEFAULT_TORCH_INPUT = (3, 224, 224)
@@ -88,6 +88,7 @@ def read(source, input: tuple[int, ...] | None = None, name: str | None = None,
 
 def write_spec(model: SourceModel, schema: str = "archspec.schema.json") -> Imported:
     """The spec text of a source model: structured if that checks, else written plainly."""
+    settle_batchnorm_ranks(model)
     infer_shapes(model)  # a wrong --input is the user's mistake, reported before anything else
     first: list[Problem] = []
     for compress in (True, False):  # plainly written: no residual, parallel or chain found

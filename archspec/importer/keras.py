@@ -281,10 +281,10 @@ class _Reader:
         if info.file_size > MAX_WEIGHTS_BYTES:
             raise ArchspecError(f"model.weights.h5 is {info.file_size:,} bytes, more than archspec reads",
                                 Location(self.where))
-        from .structure import infer_shapes
+        from .structure import infer_shapes, settle_batchnorm_ranks
 
         by_path = {layer.path: layer for layer in model.layers}
-        _fix_batchnorm_ranks(model)
+        settle_batchnorm_ranks(model)
         shapes = infer_shapes(model)
         with h5py.File(io.BytesIO(archive.read(info)), "r") as h5:
             for h5name, path, cls in self.weight_layers:
@@ -294,23 +294,6 @@ class _Reader:
                 values = [np.asarray(group[str(k)]) for k in range(len(group))]
                 layer = by_path[path]
                 layer.tensors = _torch_layout(cls, values, layer, by_path, shapes)
-
-
-def _fix_batchnorm_ranks(model: SourceModel) -> None:
-    from .structure import infer_shapes  # noqa: F401  (shapes before each batch norm decide its rank)
-
-    shapes = {INPUT: tuple(model.input_shape)}
-    from ..layers import lookup
-
-    for layer in model.layers:
-        if layer.type == "batchnorm2d" and len(shapes.get(layer.inputs[0], ())) != 3:
-            layer.type = "batchnorm1d"
-        entry = lookup(layer.type)
-        args, _ = entry.coerce_args(layer.args)
-        try:
-            shapes[layer.path] = tuple(entry.output_shape(args, [shapes[i] for i in layer.inputs]))
-        except Exception:
-            return
 
 
 def _flat_source(layer: SourceLayer, by_path: dict, shapes: dict) -> tuple | None:

@@ -86,6 +86,20 @@ def infer_shapes(model: SourceModel) -> dict[str, tuple]:
     return shapes
 
 
+def settle_batchnorm_ranks(model: SourceModel) -> None:
+    """Readers write batchnorm2d; one that follows a flat (features,) value is batchnorm1d."""
+    shapes = {INPUT: tuple(model.input_shape)}
+    for layer in model.layers:
+        if layer.type == "batchnorm2d" and len(shapes.get(layer.inputs[0], ())) != 3:
+            layer.type = "batchnorm1d"
+        entry = lookup(layer.type)
+        args, _ = entry.coerce_args(layer.args)
+        try:
+            shapes[layer.path] = tuple(entry.output_shape(args, [shapes[i] for i in layer.inputs]))
+        except (ShapeError, KeyError):
+            return  # infer_shapes reports it
+
+
 def namespace_tree(model: SourceModel, kinds: dict[str, str]) -> Namespace:
     root = Namespace("")
     for layer in model.layers:
