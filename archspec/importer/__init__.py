@@ -114,7 +114,7 @@ def write_spec(model: SourceModel, schema: str = "archspec.schema.json") -> Impo
 
 def check(model: SourceModel, text: str) -> list[Problem]:
     """What differs between the source and the spec once expanded (empty when they agree)."""
-    from ..api import expand
+    from ..pipeline import expand
     from ..spec import loads
 
     where = Location(model.source)
