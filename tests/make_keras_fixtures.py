@@ -22,7 +22,8 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures" / "keras"
 
 
 def mnist_cnn() -> keras.Model:
-    """The Keras MNIST network of the course (Sequential, 30,762 parameters)."""
+    """The Keras Sequential MNIST CNN of S. García Cortés' course notes, Convolutional Networks
+    (Universidad de Oviedo, 2023): 30,762 parameters, the zoo's mnist_cnn."""
     return keras.Sequential([
         keras.Input(shape=(28, 28, 1)),
         layers.Conv2D(16, 3, activation="relu"),

@@ -94,10 +94,10 @@ def write_spec(model: SourceModel, schema: str = "archspec.schema.json") -> Impo
     for compress in (True, False):  # plainly written: no residual, parallel or chain found
         try:
             data = Writer(model, model.kinds, compress=compress, numeric_names=True).write()
-        except SpecError as exc:
+        except ArchspecError:
             if compress:
                 raise  # the source itself cannot be written as blocks (reported, located)
-            break
+            break  # the plain form fails too: report what the structured form met
         text = spec_text(_header(model), data["blocks"], data["layers"], schema)
         problems = check(model, text)
         if not problems:

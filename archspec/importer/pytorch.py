@@ -52,8 +52,9 @@ def load_factory(reference: str):
 def read_module(module, input_shape: tuple[int, ...], name: str, source: str) -> SourceModel:
     import torch.fx as fx
 
+    classes = {path: type(m) for path, m in module.named_modules() if path}
     if isinstance(module, fx.GraphModule):  # already a graph (archspec builds these): keep its node names
-        return _Reader(module, source).read(input_shape, name)
+        return _Reader(module, source, classes).read(input_shape, name)
     tracer = _Tracer()
     try:
         graph = tracer.trace(module)
@@ -63,7 +64,7 @@ def read_module(module, input_shape: tuple[int, ...], name: str, source: str) ->
                             "Python control flow on tensors, or import an ONNX export of it)",
                             Location(source)) from None
     gm = fx.GraphModule(module, graph)
-    return _Reader(gm, source).read(input_shape, name)
+    return _Reader(gm, source, classes).read(input_shape, name)
 
 
 def _first_line(exc: Exception) -> str:
@@ -286,13 +287,13 @@ def _function_name(node) -> str:
 
 
 class _Reader:
-    def __init__(self, gm, source: str):
+    def __init__(self, gm, source: str, classes: dict):
         self.gm = gm
         self.source = source
         self.modules = dict(gm.named_modules())
         self.namespaces = {path for path, _ in gm.named_modules() if path}
         self.readers = {cls: _READERS[name] for name, cls in MODULES_BY_NAME().items()}
-        self.classes = {path: type(m) for path, m in gm.named_modules() if path}
+        self.classes = classes  # the source's classes (tracing turns containers into plain Modules)
 
     def read(self, input_shape, name) -> SourceModel:
         layers: list[SourceLayer] = []

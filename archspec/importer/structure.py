@@ -539,14 +539,17 @@ class Writer:
         keys = {tuple(p) for p in per_copy}
         if len(keys) != 1:
             return None
-        args = {}
+        args, varying = {}, 0
         for key in per_copy[0]:
             expression = _index_expression([p[key] for p in per_copy])
             if expression is None:
                 return None
+            varying += isinstance(expression, str) and "${" in expression
             if key in defaults and _same(expression, defaults[key]):
                 continue
             args[key] = expression
+        if varying > 1 and len(children) < 3:
+            return None  # two copies differing in several ways read better as two named items
         body = {kind: args}
         return {"repeat": len(children), "body": [body]}
 
