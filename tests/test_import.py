@@ -55,7 +55,9 @@ def test_zoo_round_trip(name):
     before, after = archspec.summarize(name), archspec.summarize(spec)
     assert after.totals.params == before.totals.params
     assert after.totals.macs == before.totals.macs
-    x = torch.randn(2, *graph.input_shape, generator=torch.Generator().manual_seed(0))
+    # the big networks end in adaptive pooling, so a small image checks every weight at a fraction of the cost
+    shape = (3, 64, 64) if name in SLOW else graph.input_shape
+    x = torch.randn(2, *shape, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         torch.testing.assert_close(rebuilt(x), original(x), rtol=1e-5, atol=1e-5)
     lines = imported.text.count("\n")

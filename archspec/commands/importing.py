@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import click
 
+from .. import api
 from ..errors import UsageError
 from .common import user_errors
 
@@ -30,9 +31,7 @@ def parse_input(text: str | None) -> tuple[int, ...] | None:
 @user_errors
 def import_command(source, output, input_shape, name, weights):
     """Write SOURCE as a spec: a .keras file, an .onnx file, or a PyTorch module as package.module:factory."""
-    from ..importer import import_model
-
-    imported = import_model(source, output, input=parse_input(input_shape), name=name, weights=weights)
+    imported = api.import_model(source, output, input=parse_input(input_shape), name=name, weights=weights)
     lines = imported.text.count("\n")
     click.echo(f"wrote {output} ({lines} lines, {len(imported.model.layers)} layers)"
                + (f" and {weights} ({len(imported.tensors)} tensors)" if weights else ""))
