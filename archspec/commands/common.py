@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
+import warnings
 
 import click
 
@@ -29,13 +30,28 @@ def report(error: ArchspecError) -> None:
         click.echo(str(problem), err=True)
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    """archspec's own warnings as one line, "LOCATION: warning: …", like its errors (their text starts
+    with the data file's location); Python's display would add a line of archspec's source instead."""
+    if category.__module__.startswith("archspec."):
+        where, sep, text = str(message).partition(": ")
+        click.echo(f"{where}: warning: {text}" if sep else f"warning: {message}", err=True)
+    else:
+        _default_showwarning(message, category, filename, lineno, file, line)
+
+
+_default_showwarning = warnings.showwarning
+
+
 def user_errors(command):
     """Turn archspec's errors into messages and exit codes instead of tracebacks."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         try:
-            return command(*args, **kwargs)
+            with warnings.catch_warnings():
+                warnings.showwarning = _show_warning
+                return command(*args, **kwargs)
         except UsageError as exc:
             report(exc)
             sys.exit(EXIT_USAGE)

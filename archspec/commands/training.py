@@ -5,6 +5,7 @@ import sys
 
 import click
 
+from ..data import sources as data_sources
 from ..errors import UsageError
 from ..expand import parse_overrides
 from ..weights import resolve_weights
@@ -40,7 +41,7 @@ def _without_devices(argv: list[str]) -> list[str]:
 
 @click.command()
 @click.argument("spec", required=False)
-@click.option("--data", help="digits (default), a .csv of path,label, a class folder, mnist:DIR, synthetic[:N[:K]].")
+@click.option("--data", help=data_sources.help_text())
 @click.option("--val-data", help="A separate validation set (else split off --data).")
 @click.option("--test-data", help="A separate test set (else split off --data).")
 @click.option("--epochs", type=click.IntRange(1), help="Epochs to train (with --resume: the new total).")

@@ -22,7 +22,7 @@ from ..weights import LoadReport, load_weights, read_info, read_metadata, save_w
 from . import distributed
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig, check_options, read_options_file, resolve, to_dict, worker_count
-from .data import Splits, channel_stats, load_splits, open_data
+from ..data.loading import Splits, channel_stats, load_splits, open_data
 from .runs import Run, fresh_folder
 from .trainer import Hardware, Interrupted, NonFiniteLoss, Progress, Trainer, pick_hardware, set_trainable
 
@@ -336,7 +336,7 @@ def evaluate(source, weights: str, data: str | None = None, split: str | None = 
 def predict(source, weights: str, images: list[str], top: int = 5, params: dict[str, Any] | None = None,
             device: str = "auto") -> list[dict[str, Any]]:
     """Top-``top`` classes with probabilities for each image file."""
-    from .data import load_image
+    from ..images import load_image
 
     graph, model = _model_for(source, params, weights)
     info = read_info(weights)
