@@ -99,6 +99,11 @@ def describe(exc: BaseException) -> str:
 def decode_file(path: str, shape: tuple[int, int, int], fit: str = "stretch") -> Any:
     """One image file as a (C, H, W) float32 tensor in [0, 1]. Raises TooLarge over the pixel limit and
     Pillow's or the OS's exceptions for unreadable files (a data set decides whether to stop or skip)."""
+    return picture_tensor(decode_picture(path, shape, fit), shape)
+
+
+def decode_picture(path: str, shape: tuple[int, int, int], fit: str = "stretch") -> Any:
+    """One image file as a Pillow picture in mode "L" or "RGB", fitted to (H, W); raises as `decode_file`."""
     from PIL import Image
 
     channels, height, width = shape
@@ -120,18 +125,20 @@ def decode_file(path: str, shape: tuple[int, int, int], fit: str = "stretch") ->
             if image.mode.startswith("I;16") or (image.mode == "I" and image.getextrema()[1] > 255):
                 # 16-bit grey (PNG, TIFF): Pillow's conversion to 8 bits would clip, not scale
                 image = image.convert("I").point(lambda v: v / 257)
-            converted = image.convert(mode)  # grey -> RGB replicates, RGB -> L is ITU-R 601
-    return picture_tensor(converted, shape, fit)
+            converted = image.convert(mode) if image.mode != mode else image.copy()  # grey -> RGB replicates
+    return fit_picture(converted, (height, width), fit)
 
 
 def picture_tensor(picture, shape: tuple[int, int, int], fit: str = "stretch") -> Any:
-    """A Pillow picture already in mode "L" or "RGB", fitted to (C, H, W) and scaled to [0, 1]."""
+    """A Pillow picture, converted to grey (ITU-R 601) or RGB, fitted to (C, H, W) and scaled to [0, 1]."""
+    import numpy as np
     import torch
 
     channels, height, width = shape
-    picture = fit_picture(picture.convert("L" if channels == 1 else "RGB"), (height, width), fit)
-    raw = torch.frombuffer(bytearray(picture.tobytes()), dtype=torch.uint8)
-    return raw.view(height, width, channels).permute(2, 0, 1).float().div_(255.0)
+    mode = "L" if channels == 1 else "RGB"
+    picture = fit_picture(picture if picture.mode == mode else picture.convert(mode), (height, width), fit)
+    array = torch.from_numpy(np.array(picture).reshape(height, width, channels))
+    return array.permute(2, 0, 1).float().div_(255.0)
 
 
 def fit_picture(picture, size: tuple[int, int], fit: str = "stretch"):

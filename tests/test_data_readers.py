@@ -3,8 +3,6 @@ each fed small files generated here in the published formats."""
 import gzip
 import os
 import struct
-import subprocess
-import sys
 import tracemalloc
 
 import numpy as np
@@ -246,21 +244,88 @@ def test_streamed_folder_shards_by_index_through_workers(tmp_path):
     assert sorted(torch.cat(seen).tolist()) == sorted(whole.labels.tolist())
 
 
-def test_skip_warning_prints_its_location_not_a_source_line(tmp_path):
+def test_skip_warning_prints_its_location_not_a_source_line(tmp_path, capsys):
+    from archspec.commands.common import user_errors
+
     _pngs(tmp_path / "cat", 3)
     _pngs(tmp_path / "dog", 3)
     (tmp_path / "dog" / "9.png").write_text("not an image")
     (tmp_path / "list.csv").write_text("".join(f"{c}/{k}.png,{c}\n" for c in ("cat", "dog") for k in range(3))
                                        + "dog/9.png,dog\n")
-    config = tmp_path / "c.yaml"
-    config.write_text("epochs: 1\nbad_images: skip\nbatch_size: 4\n")
-    spec = tmp_path / "s.yaml"
-    spec.write_text("archspec: 1\nname: tiny\ninput: [1, 5, 6]\nlayers:\n  - flatten\n  - linear: {out: 2}\n")
-    env = {**os.environ, "COLUMNS": "200"}
-    run = subprocess.run([sys.executable, "-m", "archspec", "train", str(spec), "--data", str(tmp_path / "list.csv"),
-                          "--config", str(config), "--out", str(tmp_path / "runs"), "--device", "cpu"],
-                         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
-    assert run.returncode == 0, run.stderr
-    warning = [line for line in run.stderr.splitlines() if "skipped unreadable image" in line]
-    assert warning and warning[0].startswith(f"{tmp_path / 'list.csv'}:7: warning: skipped unreadable image")
-    assert "warnings.warn" not in run.stderr and "BadImageWarning" not in run.stderr
+
+    @user_errors
+    def command():  # what `archspec train --config c.yaml` with bad_images: skip does to the set
+        return D.open_data(str(tmp_path / "list.csv"), (1, 5, 6), bad_images="skip").in_memory(1 << 20)
+
+    assert len(command()) == 6
+    err = capsys.readouterr().err
+    assert err.startswith(f"{tmp_path / 'list.csv'}:7: warning: skipped unreadable image {tmp_path}/dog/9.png: ")
+    assert len(err.splitlines()) == 1 and "warnings.warn" not in err and "BadImageWarning" not in err
+
+
+# -- batches and fuzzing ---------------------------------------------------------------------------
+
+
+def test_batches_decode_once_and_work_with_either_collate(tmp_path):
+    for name in ("a", "b"):
+        _pngs(tmp_path / name, 3)
+    (tmp_path / "b" / "9.png").write_text("broken")
+    data = D.open_data(str(tmp_path), (1, 5, 6), bad_images="skip")
+    with pytest.warns(D.BadImageWarning, match="9.png"):
+        images, labels = D.collate(data.__getitems__(range(len(data))))
+    assert images.shape == (6, 1, 5, 6) and labels.tolist() == [0, 0, 0, 1, 1, 1]
+    assert torch.equal(images[4], data[4][0])  # the batch path and the one-image path agree
+    default = torch.utils.data.DataLoader(data.subset([0, 1, 3]), batch_size=3)  # PyTorch's default collate
+    images, labels = next(iter(default))
+    assert images.shape == (3, 1, 5, 6) and labels.tolist() == [0, 0, 1]
+
+
+FUZZ_EXAMPLES = int(os.environ.get("ARCHSPEC_FUZZ_EXAMPLES", "60"))
+
+
+def _data_files(tmp_path):
+    """A valid idx pair (gzipped images), CIFAR-10 batch and CSV list, as bytes by name."""
+    images, labels = mnist_like(6)
+    _pngs(tmp_path / "img", 2)
+    return {"train-images-idx3-ubyte.gz": gzip.compress(idx_bytes(images)),
+            "train-labels-idx1-ubyte": idx_bytes(labels),
+            "data_batch_1.bin": cifar_records(3, 1).tobytes(),
+            "list.csv": b"path,label\nimg/0.png,0\nimg/1.png,1\nimg/0.png,1\n"}
+
+
+def _open_all(folder):
+    for source, shape in ((f"mnist:{folder}", (1, 4, 5)), (f"cifar10:{folder}", (3, 8, 8)),
+                          (str(folder / "list.csv"), (1, 5, 6))):
+        try:
+            data = D.open_data(source, shape)
+            data.in_memory(1 << 24)
+        except ArchspecError as exc:
+            for problem in exc.problems:
+                assert problem.location is not None and problem.location.file, problem
+
+
+@pytest.mark.slow
+def test_mutated_data_files_give_located_messages(tmp_path_factory):
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    base = tmp_path_factory.mktemp("valid")
+    files = _data_files(base)
+
+    @settings(max_examples=FUZZ_EXAMPLES, deadline=None, derandomize=True,
+              suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+    @given(name=st.sampled_from(sorted(files)), cut=st.integers(0, 4000), flips=st.lists(
+        st.tuples(st.integers(0, 4000), st.integers(0, 255)), max_size=4), tail=st.binary(max_size=16))
+    def check(name, cut, flips, tail):
+        folder = tmp_path_factory.mktemp("fuzz")
+        for other, raw in files.items():
+            (folder / other).write_bytes(raw)
+        (folder / "img").symlink_to(base / "img", target_is_directory=True)
+        raw = bytearray(files[name][:cut or None])
+        for at, value in flips:
+            if raw:
+                raw[at % len(raw)] = value
+        (folder / name).write_bytes(bytes(raw) + tail)
+        _open_all(folder)
+
+    check()

@@ -15,12 +15,14 @@ from __future__ import annotations
 import os
 import warnings
 from dataclasses import dataclass, field, replace
+from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ..errors import ArchspecError, LimitError, Location, UsageError
-from ..images import ImageError, ImageLimitError, TooLarge, decode_file, describe
+from ..images import ImageError, ImageLimitError, TooLarge, decode_file, decode_picture, describe
 from ..text import listing
 
 MAX_MEMORY_BYTES = 16 << 30  # an in-memory set after conversion to float32 in the spec's shape
@@ -85,6 +87,30 @@ class LabelledImages(torch.utils.data.Dataset):
         self._note_skipped(i, failure)
         return None, label  # `collate` drops it
 
+    def __getitems__(self, indices) -> _Batch:
+        """A whole batch, which a DataLoader asks for instead of sample by sample: a file-backed set decodes
+        each image into one uint8 buffer and converts the batch to float at once, in shared memory when
+        in a worker (what crosses to the main process). `collate` passes it through."""
+        indices = [int(i) for i in indices]
+        if self.images is not None:
+            index = torch.tensor(indices, dtype=torch.int64)
+            return _Batch(self.images[index], self.labels[index])
+        channels, height, width = self.shape
+        pixels = torch.empty((len(indices), height, width, channels), dtype=torch.uint8)
+        kept: list[int] = []
+        for i in indices:
+            picture, failure = self._read(i, as_picture=True)
+            if failure is None:
+                pixels[len(kept)] = torch.from_numpy(np.array(picture).reshape(height, width, channels))
+                kept.append(i)
+            elif failure.kind == "too large" or self.bad_images == "stop":
+                raise self._error(i, failure)
+            else:
+                self._note_skipped(i, failure)
+        images = _float_batch((len(kept), channels, height, width))
+        images.copy_(pixels[:len(kept)].permute(0, 3, 1, 2)).div_(255.0)
+        return _Batch(images, self.labels[torch.tensor(kept, dtype=torch.int64)])
+
     def subset(self, indices) -> LabelledImages:
         """The same classes with the selected samples (in the order given)."""
         index = torch.as_tensor(indices, dtype=torch.int64).reshape(-1)
@@ -132,9 +158,11 @@ class LabelledImages(torch.utils.data.Dataset):
 
     # -- file-backed decoding ------------------------------------------------------------------
 
-    def _read(self, i: int) -> tuple[torch.Tensor | None, _Failure | None]:
+    def _read(self, i: int, as_picture: bool = False) -> tuple[Any, _Failure | None]:
         """Decode sample i without side effects (safe in a worker); a failure is returned, not raised."""
         try:
+            if as_picture:
+                return decode_picture(self.paths[i], self.shape, self.fit), None
             return decode_file(self.paths[i], self.shape, self.fit), None
         except TooLarge as exc:
             return None, _Failure("too large", str(exc))
@@ -185,11 +213,37 @@ def _decoded_batch(batch):
     return indices, images, failures
 
 
+class _Batch(list):
+    """What `LabelledImages.__getitems__` returns: the batch's images and labels, stacked. It is also the
+    list of its samples (views), so a DataLoader with PyTorch's default collate still works."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor):
+        super().__init__(zip(images, labels.tolist()))
+        self.images, self.labels = images, labels
+
+
+def _float_batch(shape: tuple[int, ...]) -> torch.Tensor:
+    """An empty float32 batch; in a DataLoader worker, in shared memory, so that handing it to the main
+    process does not copy it again (as PyTorch's default collate does)."""
+    if torch.utils.data.get_worker_info() is None:
+        return torch.empty(shape, dtype=torch.float32)
+    count = 1
+    for size in shape:
+        count *= size
+    model = torch.empty(0, dtype=torch.float32)
+    storage = model._typed_storage()._new_shared(count, device=model.device)
+    return model.new(storage).view(shape)
+
+
 def collate(samples) -> tuple[torch.Tensor, torch.Tensor]:
     """DataLoader collate_fn: stack images and labels, dropping samples skipped as unreadable.
 
     A batch whose every sample was skipped comes back with zero samples (images of shape (0,)).
     """
+    if isinstance(samples, _Batch):
+        if len(samples.labels) == 0:
+            return torch.empty(0), torch.empty(0, dtype=torch.int64)
+        return samples.images, samples.labels
     kept = [(image, label) for image, label in samples if image is not None]
     if not kept:
         return torch.empty(0), torch.empty(0, dtype=torch.int64)
