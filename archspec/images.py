@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from typing import Any
+from typing import Any, cast
 
 from .errors import ArchspecError, LimitError, Location, UsageError
 
@@ -122,10 +122,11 @@ def decode_picture(path: str, shape: tuple[int, int, int], fit: str = "stretch")
             mode = "L" if channels == 1 else "RGB"
             image.draft(mode, (width, height))  # JPEG: decode at a reduced scale when much larger
             image.load()
-            if image.mode.startswith("I;16") or (image.mode == "I" and image.getextrema()[1] > 255):
+            picture: Any = image
+            if image.mode.startswith("I;16") or (image.mode == "I" and cast(Any, image.getextrema())[1] > 255):
                 # 16-bit grey (PNG, TIFF): Pillow's conversion to 8 bits would clip, not scale
-                image = image.convert("I").point(lambda v: v / 257)
-            converted = image.convert(mode) if image.mode != mode else image.copy()  # grey -> RGB replicates
+                picture = image.convert("I").point(lambda v: v / 257)
+            converted = picture.convert(mode) if picture.mode != mode else picture.copy()  # grey -> RGB replicates
     return fit_picture(converted, (height, width), fit)
 
 

@@ -67,3 +67,12 @@ def user_errors(command):
 
 set_option = click.option("--set", "overrides", multiple=True, metavar="NAME=VALUE",
                           help="Override a spec parameter (repeatable), e.g. --set classes=10.")
+
+
+def fit_option(default: str = "stretch"):
+    """--fit: how an image file is fitted to the spec's input (archspec.images; the same for every command)."""
+    from ..images import FITS
+
+    return click.option("--fit", type=click.Choice(FITS), default=default, show_default=True,
+                        help="Fit an image to the input: stretch it whole (as training does), or crop its "
+                             "centre to the input's aspect ratio first.")

@@ -17,7 +17,7 @@ _EXPORTS = {
     "SOURCES": "sources", "Source": "sources", "Request": "sources",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = list(_EXPORTS)
 
 
 def __getattr__(name: str) -> Any:

@@ -87,7 +87,7 @@ def _open(folder: str, request: Request, layout: _Layout) -> LabelledImages:
     for path, n in zip(paths, counts):
         try:
             with open(path, "rb") as f:
-                got = f.readinto(memoryview(raw[start:start + n].numpy()).cast("B"))
+                got = f.readinto(raw[start:start + n].numpy().data)
         except OSError as exc:
             raise ArchspecError(f"cannot read {layout.name} file: {describe(exc)}", Location(path)) from None
         if got != n * record:

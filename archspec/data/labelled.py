@@ -162,27 +162,31 @@ class LabelledImages(torch.utils.data.Dataset):
         """Decode sample i without side effects (safe in a worker); a failure is returned, not raised."""
         try:
             if as_picture:
-                return decode_picture(self.paths[i], self.shape, self.fit), None
-            return decode_file(self.paths[i], self.shape, self.fit), None
+                return decode_picture(self._path(i), self.shape, self.fit), None
+            return decode_file(self._path(i), self.shape, self.fit), None
         except TooLarge as exc:
             return None, _Failure("too large", str(exc))
         except Exception as exc:  # Pillow raises many types for corrupt files; all mean "unreadable"
             return None, _Failure("unreadable", describe(exc))
 
+    def _path(self, i: int) -> str:
+        assert self.paths is not None, "only a file-backed set decodes files"
+        return self.paths[i]
+
     def _where(self, i: int) -> Location:
         if self.rows is not None and self.list_file is not None:
             return Location(self.list_file, self.rows[i])
-        return Location(self.paths[i])
+        return Location(self._path(i))
 
     def _error(self, i: int, failure: _Failure) -> ArchspecError:
-        path = self.paths[i]
+        path = self._path(i)
         if failure.kind == "too large":
             return ImageLimitError(f"image {path} is too large to decode ({failure.reason})", self._where(i))
         hint = " (bad_images: skip drops such images)" if self.bad_images == "stop" else ""
         return ImageError(f"cannot read image {path}: {failure.reason}{hint}", self._where(i))
 
     def _note_skipped(self, i: int, failure: _Failure) -> None:
-        path = self.paths[i]
+        path = self._path(i)
         if path in self.skipped:
             return
         self.skipped.append(path)

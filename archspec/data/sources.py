@@ -15,7 +15,8 @@ import importlib
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ..errors import ArchspecError, Location, UsageError
 
@@ -161,7 +162,7 @@ SOURCES: tuple[Source, ...] = (
            "into memory when it fits, else streamed from disk through DataLoader workers"),
 )
 
-EMNIST = re.compile(r"emnist(?:-(\w+))?:(.*)", re.S)
+EMNIST = re.compile(r"emnist(?:-(\w+))?:(.*)", re.DOTALL)
 
 
 def _emnist(value: str) -> str | None:
