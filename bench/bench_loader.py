@@ -132,7 +132,7 @@ def main() -> None:
         print(f"round {round_ + 1}: " + ", ".join(f"{n} {rates[n][-1]:,.0f} images/s" for n in sides))
     a, b = statistics.median(rates["archspec"]), statistics.median(rates["plain"])
     print(f"\nmedian of {args.rounds} epochs, {args.workers} workers, batch {args.batch}, "
-          f"torch {torch.__version__}, {os.cpu_count()} CPUs")
+          f"torch {torch.__version__}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end")
     print(f"| archspec streamed folder | {a:,.0f} images/s |")
     print(f"| plain PIL + DataLoader   | {b:,.0f} images/s |")
     print(f"| ratio archspec / plain   | {a / b:.2f} |")
