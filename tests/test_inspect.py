@@ -1,4 +1,4 @@
-"""What filters and layers see (issue 6): filters, feature maps, top patches, fixed kernels on images.
+"""What filters and layers see : filters, feature maps, top patches, fixed kernels on images.
 
 Weights come from ``archspec.build`` + ``save_weights`` (never from the trainer); every number
 that a test compares with is recomputed here with plain torch, not taken from archspec.inspection.
@@ -309,8 +309,8 @@ def test_dense_units_show_whole_images(net):
 # ---------------------------------------------------------------- 4. fixed kernels on an image
 
 
-def test_apply_vertical_edge_gives_the_lectures_0_30_30_0(spec_file):
-    image = np.array([[10, 10, 10, 0, 0, 0]] * 6, dtype=float)  # seed 003's 6x6 image
+def test_apply_vertical_edge_gives_0_30_30_0(spec_file):
+    image = np.array([[10, 10, 10, 0, 0, 0]] * 6, dtype=float)  # the 6x6 image of A. Ng's Convolutional Neural Networks course (deeplearning.ai)
     applied = ins.apply_filters(FILTERS / "edges.yaml", image, params={"height": 6, "width": 6})
     assert applied.labels == ["vertical_edge", "horizontal_edge"]
     assert applied.outputs[0].tolist() == [[0, 30, 30, 0]] * 4
@@ -318,7 +318,7 @@ def test_apply_vertical_edge_gives_the_lectures_0_30_30_0(spec_file):
 
 
 def test_apply_cli_on_a_png_shows_the_edge_band(tmp_path, invoke):
-    image = grey_image(tmp_path / "seed003.png", [[10, 10, 10, 0, 0, 0]] * 6)
+    image = grey_image(tmp_path / "step6x6.png", [[10, 10, 10, 0, 0, 0]] * 6)
     out = tmp_path / "edges.png"
     args = ("apply", str(FILTERS / "edges.yaml"), str(image), "--set", "height=6", "--set", "width=6")
     result = invoke(*args, "-o", str(out))
@@ -398,7 +398,7 @@ def test_inspect_commands_write_pictures(tmp_path, invoke, net):
 
 
 def test_inspect_top_patches_command_reads_a_data_source(tmp_path, invoke, net):
-    pytest.importorskip("archspec.train.data")
+    pytest.importorskip("archspec.data.loading")
     spec, weights, _ = net
     out = tmp_path / "tp.png"
     result = invoke("inspect", "top-patches", str(spec), "-w", str(weights), "--data", "synthetic:40",
