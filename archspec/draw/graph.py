@@ -76,6 +76,7 @@ INPUT_ID = "@input"
 LEGEND_ID = "@legend"
 FOLLOWERS = ("norm", "activation", "regularization")  # families a compact node takes in after its layer
 MAX_PERIOD = 256  # longest run of layers looked for as one copy of an unnamed repeat
+MIN_FOLDED_LAYERS = 12  # a shorter run of repeated layers (VGG's conv, relu, conv, relu) is clearer drawn out
 MAX_WRAP = 8
 
 
@@ -307,7 +308,7 @@ def _periodic(nodes: list[Node], graph: Graph, users) -> list:
                         break
                     cand = [nodes[s + c * p: s + (c + 1) * p] for c in range(n_copies)]
                     chained = _chained(cand, users, graph.output)
-                    if len(chained) >= 2:
+                    if len(chained) >= 2 and len(chained) * p >= MIN_FOLDED_LAYERS:
                         score = (len(chained) * p, -p, -s)
                         if best is None or score > best[0]:
                             best = (score, s, chained)
@@ -692,10 +693,14 @@ class _DotWriter:
                    if len({t for t, _ in crossing.get(i, [])}) == 1 and child_of.get(crossing[i][0][0]) == i - 1]
         total = extent[-1] if extent else 0
         cuts: list[int] = []
+        piece = total / pieces
         for k in range(1, pieces):
             target = total * k / pieces
+            # near the even place, a cut that one edge crosses beats one that several do (a wrapped
+            # parallel group would trail an edge to each of its branches)
             best = min((i for i in allowed if not cuts or i > cuts[-1]),
-                       key=lambda i: abs(extent[i - 1] - target), default=None)
+                       key=lambda i: abs(extent[i - 1] - target) + 0.4 * piece * (len(crossing[i]) > 1),
+                       default=None)
             if best is not None:
                 cuts.append(best)
         cut_edges = [edge for i in cuts for edge in crossing[i]]
