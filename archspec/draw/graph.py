@@ -761,9 +761,21 @@ def _legend_table(entries: list[tuple[str, str]], columns: int, block: bool) -> 
 def to_dot(summary, depth: int | None = None, rankdir: str = "TB", shapes: bool = True, legend: bool = True,
            fold: bool = True, compact: bool = True, wrap: int = 1) -> str:
     """The DOT text of a Summary's graph (deterministic: same summary and options, same text)."""
+    return dot_and_nodes(summary, depth, rankdir, shapes, legend, fold, compact, wrap)[0]
+
+
+def dot_and_nodes(summary, depth: int | None = None, rankdir: str = "TB", shapes: bool = True, legend: bool = True,
+                  fold: bool = True, compact: bool = True, wrap: int = 1) -> tuple[str, dict[str, list[str]]]:
+    """The DOT text, and for each DOT node the paths of the layers it shows (a page maps clicks so)."""
     options = DotOptions(depth, rankdir, shapes, legend, fold, compact, wrap)
     options.check()
-    return _DotWriter(summary, options).write()
+    writer = _DotWriter(summary, options)
+    text = writer.write()
+    shows: dict[str, list[str]] = {}
+    for path, node_id in writer.display.items():
+        if path != INPUT:
+            shows.setdefault(node_id, []).append(path)
+    return text, shows
 
 
 def graph_picture(summary, wrap: int | str = "auto", **options):
