@@ -17,7 +17,7 @@ from typing import Any
 from . import expr
 from .errors import ArchspecError, Collector, Location, UsageError
 from .graph import INPUT, Graph, Group, Node
-from .layers import ShapeError, did_you_mean, fmt_shape, lookup, all_type_names
+from .layers import ShapeError, all_type_names, did_you_mean, fmt_shape, lookup, lookup_known
 from .layers.base import _found
 from .loader import Document, PathKey
 from .spec import Spec, load
@@ -164,16 +164,16 @@ class _Expander:
                 message = f"{exc} in {value!r}"
                 if str(exc).startswith("undefined name"):
                     name = str(exc).split("'")[1]
-                    message += did_you_mean(name, params) + (
-                        f"; defined here: {', '.join(sorted(params))}" if params else "; no parameters are defined here")
+                    message += did_you_mean(name, params) + (f"; defined here: {', '.join(sorted(params))}" if params
+                                                             else "; no parameters are defined here")
                 self.error(message, document.locate(key_path), node)
                 return FAILED
         if isinstance(value, list):
-            items = [self.evaluate(v, params, document, key_path + (i,), node) for i, v in enumerate(value)]
-            return FAILED if any(v is FAILED for v in items) else items
+            elements = [self.evaluate(v, params, document, key_path + (i,), node) for i, v in enumerate(value)]
+            return FAILED if any(v is FAILED for v in elements) else elements
         if isinstance(value, dict):
-            items = {k: self.evaluate(v, params, document, key_path + (k,), node) for k, v in value.items()}
-            return FAILED if any(v is FAILED for v in items.values()) else items
+            entries = {k: self.evaluate(v, params, document, key_path + (k,), node) for k, v in value.items()}
+            return FAILED if any(v is FAILED for v in entries.values()) else entries
         return value
 
     # ------------------------------------------------------------ top level
@@ -321,16 +321,15 @@ class _Expander:
             kind, raw, options = item, None, {}
         elif isinstance(item, dict):
             kinds = [k for k in item if k not in ITEM_OPTIONS]
+            if not kinds:
+                self.error("item names no layer type or block", where)
+                return FAILED
             structural = [k for k in kinds if k in STRUCTURES]
             if structural:
                 kind = structural[0]
                 extra = [k for k in kinds if k != kind and k not in STRUCTURES[kind]]
             else:
-                kind = kinds[0] if kinds else None
-                extra = kinds[1:]
-            if kind is None:
-                self.error("item names no layer type or block", where)
-                return FAILED
+                kind, extra = kinds[0], kinds[1:]
             if extra:
                 allowed = sorted(ITEM_OPTIONS | STRUCTURES.get(kind, set()))
                 for key in extra:
@@ -438,7 +437,8 @@ class _Expander:
         return result
 
     def visible_names(self, scope: Scope) -> list[str]:
-        names, s = [INPUT], scope
+        names: list[str] = [INPUT]
+        s: Scope | None = scope
         while s is not None:
             names.extend(s.names)
             s = s.parent
@@ -453,13 +453,13 @@ class _Expander:
         except (KeyError, IndexError, TypeError):
             return set()
         later = doc_items[kp[-1]:] if isinstance(doc_items, list) else []
-        return {i.get("name") for i in later if isinstance(i, dict) and isinstance(i.get("name"), str)}
+        return {i["name"] for i in later if isinstance(i, dict) and isinstance(i.get("name"), str)}
 
     # ------------------------------------------------------------ primitive layers
 
     def expand_layer(self, kind: str, raw: Any, scope: Scope, kp: PathKey, path: str,
                      inputs: list[Any], trainable: bool) -> Any:
-        layer = lookup(kind)
+        layer = lookup_known(kind)
         doc = scope.document
         where = doc.locate(kp)
         args_kp = kp + (kind,)
@@ -555,7 +555,8 @@ class _Expander:
         return self.expand_items(body, inner, body_kp, inputs[0], collapse_into=path)
 
     def bind_params(self, name, declared, call_args, block, doc, args_kp, where, path) -> dict | None:
-        bound, ok = {}, True
+        bound: dict[str, Any] = {}
+        ok = True
         for key in call_args:
             if key not in declared:
                 self.error(f"block '{name}' has no parameter '{key}'" + did_you_mean(key, declared)
@@ -681,7 +682,7 @@ class _Expander:
         if any(s is None for s in shapes):
             self.shapes[path] = None
             return path
-        layer = lookup(merge)
+        layer = lookup_known(merge)
         args, _ = layer.coerce_args({})
         try:
             shape = layer.output_shape(args, shapes)

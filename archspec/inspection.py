@@ -569,7 +569,8 @@ def apply_filters(spec, image: Any = "sample", output: str | os.PathLike | None 
     c, h, w = graph.input_shape
     x = load_image(image, c, (h, w), fit)
     if x.shape[1:] != (h, w):  # an array is used as it is: the spec must take its size
-        raise UsageError(f"the image is {x.shape[1]}×{x.shape[2]}, the spec takes {h}×{w} (--set height=..., width=...?)")
+        raise UsageError(f"the image is {x.shape[1]}×{x.shape[2]}, the spec takes {h}×{w} "
+                         "(--set height=..., width=...?)")
     module = compile_graph(graph, seed=0).train(False)
     with torch.no_grad():
         out = module.double()(x.double()[None])[0]

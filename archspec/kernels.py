@@ -1,4 +1,6 @@
-"""Hand-picked convolution kernels, by name, for conv2d's ``weights:`` (Sobel, Prewitt, Laplacian, line detectors, blurs).
+"""Hand-picked convolution kernels, by name, for conv2d's ``weights:``.
+
+The kernels: Sobel, Prewitt, Laplacian, line detectors, blurs.
 
 Deep-learning "convolution" is cross-correlation: these kernels are applied as written, not
 flipped. So ``vertical_edge`` ([1 0 -1] on each row) gives +30 on a bright-to-dark step from

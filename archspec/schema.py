@@ -209,8 +209,8 @@ def _found(value: Any) -> str:
 def _arg_message(document: Document, path: tuple) -> str | None:
     """For a layer argument, the catalogue's own message (the same wording expansion uses)."""
     for i in range(len(path) - 1):
-        if isinstance(path[i], str) and lookup(path[i]) is not None and i + 1 < len(path) and isinstance(path[i + 1], str):
-            layer = lookup(path[i])
+        layer = lookup(path[i]) if isinstance(path[i], str) else None
+        if layer is not None and isinstance(path[i + 1], str):
             arg = layer.args.get(path[i + 1])
             if arg is None:
                 return None
@@ -262,8 +262,8 @@ def _problem(document: Document, error) -> Problem:
         wanted = error.validator_value if isinstance(error.validator_value, list) else [error.validator_value]
         if "number" in wanted:  # an integer is a number
             wanted = [w for w in wanted if w != "integer"]
-        wanted = " or ".join(_TYPE_WORDS.get(w, w) for w in wanted)
-        return Problem(f"expected {wanted}, found {found}", where)
+        expected = " or ".join(_TYPE_WORDS.get(w, str(w)) for w in wanted)
+        return Problem(f"expected {expected}, found {found}", where)
     if v in ("enum", "const"):
         options = error.validator_value if v == "enum" else [error.validator_value]
         what = " (the version of the spec language)" if path == ("archspec",) else ""
@@ -275,8 +275,9 @@ def _problem(document: Document, error) -> Problem:
             return Problem(f"{ITEM_MESSAGE}, found {found}", where)
         words = ["a $ expression" if c == EXPRESSION_SCHEMA else _TYPE_WORDS.get(c.get("type"))
                  if isinstance(c.get("type"), str) else None for c in choices]
-        if all(words):
-            return Problem(f"{key}expected {' or '.join(dict.fromkeys(words))}, found {found}", where)
+        named = [w for w in words if w]
+        if len(named) == len(words):
+            return Problem(f"{key}expected {' or '.join(dict.fromkeys(named))}, found {found}", where)
         return Problem(f"{key}unexpected value {found}", where)
     if v in ("minItems", "maxItems"):
         n = error.validator_value

@@ -154,6 +154,8 @@ class ViewServer(ThreadingHTTPServer):
     @property
     def url(self) -> str:
         host, port = self.server_address[:2]
+        if isinstance(host, (bytes, bytearray)):  # the socket module's types allow bytes; a bound socket gives str
+            host = host.decode()
         return f"http://{host}:{port}/"
 
     def current_state(self) -> dict:
@@ -171,7 +173,8 @@ class ViewServer(ThreadingHTTPServer):
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{{title}} · archspec view</title>
 <style>
-body{font-family:"DejaVu Sans",sans-serif;margin:0;color:#222;display:grid;grid-template-columns:minmax(0,3fr) minmax(320px,2fr);height:100vh}
+body{font-family:"DejaVu Sans",sans-serif;margin:0;color:#222;display:grid;height:100vh;
+grid-template-columns:minmax(0,3fr) minmax(320px,2fr)}
 #left{overflow:auto;padding:12px;border-right:1px solid #ddd}#right{overflow:auto;padding:12px}
 #diagram svg{max-width:100%;height:auto}#diagram.stale{opacity:.35}
 #diagram g.node{cursor:pointer}#diagram g.node.chosen polygon,#diagram g.node.chosen path{stroke:#d62728;stroke-width:3}
@@ -201,20 +204,24 @@ function choose(id){
   rows.forEach(r=>r.classList.add("chosen"));
   const head = document.querySelector("#table thead");
   document.getElementById("details").innerHTML =
-    '<h3 id="chosen-name">'+esc(info.paths[0])+(info.paths.length>1?" … "+esc(info.paths[info.paths.length-1]):"")+'</h3>'+
-    '<table class="rows">'+(head?head.outerHTML:"")+rows.map(r=>r.outerHTML.replace(/ id="[^"]*"/,"")).join("")+'</table>'+
+    '<h3 id="chosen-name">'+esc(info.paths[0])+
+    (info.paths.length>1?" … "+esc(info.paths[info.paths.length-1]):"")+'</h3>'+
+    '<table class="rows">'+(head?head.outerHTML:"")+
+    rows.map(r=>r.outerHTML.replace(/ id="[^"]*"/,"")).join("")+'</table>'+
     '<pre class="explain">'+info.explain.map(esc).join("\\n")+'</pre>'+source(info.source);
 }
 function show(s){
   current = s;
   const errors = document.getElementById("errors"), diagram = document.getElementById("diagram");
-  errors.innerHTML = s.errors.map(e=>'<div class="error"><b>'+esc(e.file)+':'+e.line+':'+e.col+'</b> '+esc(e.message)+source(e.source)+'</div>').join("");
+  errors.innerHTML = s.errors.map(e=>'<div class="error"><b>'+esc(e.file)+':'+e.line+':'+e.col+'</b> '+
+    esc(e.message)+source(e.source)+'</div>').join("");
   if(s.ok){
     diagram.className=""; diagram.innerHTML = s.svg;
     document.getElementById("table").innerHTML = s.table;
     diagram.querySelectorAll("g.node").forEach(g=>g.addEventListener("click",()=>choose(g.id)));
   } else { diagram.className="stale"; }
-  document.getElementById("status").textContent = (s.ok?"up to date":s.errors.length+" problem(s)")+" · "+new Date().toLocaleTimeString();
+  document.getElementById("status").textContent =
+    (s.ok?"up to date":s.errors.length+" problem(s)")+" · "+new Date().toLocaleTimeString();
 }
 async function poll(){
   try{

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..errors import ArchspecError, Location, Problem, SpecError, UsageError
 from ..files import atomic_write
-from ..layers import lookup
+from ..layers import lookup_known
 from .ir import INPUT, SourceModel
 from .structure import Writer, infer_shapes, settle_batchnorm_ranks
 from .text import spec_text
@@ -128,11 +128,12 @@ def check(model: SourceModel, text: str) -> list[Problem]:
         if not layer.tensors:
             continue
         node = nodes.get(layer.path)
-        args, _ = lookup(layer.type).coerce_args(layer.args)
+        args, _ = lookup_known(layer.type).coerce_args(layer.args)
         if node is None:
             problems.append(Problem("its path is not reproduced by the spec", where, layer.path))
         elif node.type != layer.type or node.args != args:
-            problems.append(Problem(f"comes back as {node.type} {node.args}, not {layer.type} {args}", where, layer.path))
+            problems.append(Problem(f"comes back as {node.type} {node.args}, not {layer.type} {args}", where,
+                                    layer.path))
     counted = Counter(layer.type for layer in model.layers if layer.type != "identity")
     spec_counts = Counter(node.type for node in graph.nodes if node.type != "identity")
     if counted != spec_counts:

@@ -14,9 +14,7 @@ import json
 import re
 import zipfile
 from pathlib import Path
-from typing import Any
-
-from ..errors import ArchspecError, Location, UsageError
+from ..errors import ArchspecError, Location
 from .ir import INPUT, SourceLayer, SourceModel, Unsupported, pair, refuse
 
 MAX_CONFIG_BYTES = 16 << 20
@@ -68,7 +66,7 @@ class _Reader:
         self.output_of: dict[str, str] = {}  # keras layer name -> path of its output value
         self.shape_of: dict[str, tuple] = {}  # path -> (C, H, W) or (F,)
         self.flattened: dict[str, tuple] = {}  # path -> the (C, H, W) a flat value was flattened from
-        self.weight_layers: list[tuple[str, str, dict]] = []  # (h5 name, spec path, keras class)
+        self.weight_layers: list[tuple[str, str, str]] = []  # (h5 name, spec path, keras class)
 
     def read(self, config: dict, name: str, input_shape) -> SourceModel:
         kind = config.get("class_name")
@@ -100,9 +98,10 @@ class _Reader:
                     shape = self._input({"batch_shape": build}, input_shape)
                     self.shape_of[INPUT] = shape
             else:
-                inputs = self._inbound(entry, lname)
-                if inputs is None:
+                inbound = self._inbound(entry, lname)
+                if inbound is None:
                     continue
+                inputs = inbound
             out = self._layer(cls, cfg, lname, inputs, h5name)
             if out is not None:
                 self.output_of[lname] = out
@@ -161,7 +160,8 @@ class _Reader:
 
     def _layer(self, cls: str, cfg: dict, lname: str, inputs: list[str], h5name: str) -> str | None:
         if cfg.get("data_format", "channels_last") != "channels_last":
-            self.missing.append(Unsupported(lname, f"{cls} with data_format {cfg.get('data_format')} (read: channels_last)"))
+            self.missing.append(Unsupported(lname, f"{cls} with data_format {cfg.get('data_format')} "
+                                                   "(read: channels_last)"))
             return None
         reader = getattr(self, "_" + keras_snake(cls), None)
         if reader is None:
@@ -245,7 +245,8 @@ class _Reader:
         return self._emit(lname, "softmax", {}, inputs)
 
     def _batch_normalization(self, cfg, lname, inputs, h5name):
-        if cfg.get("axis", -1) not in (-1, 3, [3], [-1]) or bool(cfg.get("center", True)) != bool(cfg.get("scale", True)):
+        only_one_of_centre_and_scale = bool(cfg.get("center", True)) != bool(cfg.get("scale", True))
+        if cfg.get("axis", -1) not in (-1, 3, [3], [-1]) or only_one_of_centre_and_scale:
             self.missing.append(Unsupported(lname, "BatchNormalization over another axis than channels, or with only "
                                                    "one of center and scale"))
             return None
@@ -290,7 +291,8 @@ class _Reader:
             for h5name, path, cls in self.weight_layers:
                 group = h5.get(f"layers/{h5name}/vars")
                 if group is None:
-                    raise ArchspecError(f"{path}: no weights at layers/{h5name} in model.weights.h5", Location(self.where))
+                    raise ArchspecError(f"{path}: no weights at layers/{h5name} in model.weights.h5",
+                                        Location(self.where))
                 values = [np.asarray(group[str(k)]) for k in range(len(group))]
                 layer = by_path[path]
                 layer.tensors = _torch_layout(cls, values, layer, by_path, shapes)

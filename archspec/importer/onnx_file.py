@@ -66,8 +66,9 @@ class _Reader:
         if len(inputs) != 1:
             raise ArchspecError(f"the model has {len(inputs)} inputs; a spec has one", Location(self.where))
         dims = [d.dim_value if d.HasField("dim_value") else None for d in inputs[0].type.tensor_type.shape.dim]
-        shape = tuple(given) if given else tuple(dims[1:])
-        if not shape or any(d is None or d < 1 for d in shape):
+        wanted = list(given) if given else dims[1:]
+        shape = tuple(d for d in wanted if d is not None and d >= 1)
+        if not shape or len(shape) != len(wanted):  # empty, or a dimension unknown
             raise ArchspecError(f"the input shape {dims} is not fixed; give --input C,H,W", Location(self.where))
         self.value[inputs[0].name] = INPUT
         for node in graph.node:

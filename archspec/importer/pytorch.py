@@ -55,7 +55,7 @@ def read_module(module, input_shape: tuple[int, ...], name: str, source: str) ->
     classes = {path: type(m) for path, m in module.named_modules() if path}
     if isinstance(module, fx.GraphModule):  # already a graph (archspec builds these): keep its node names
         return _Reader(module, source, classes).read(input_shape, name)
-    tracer = _Tracer()
+    tracer = _tracer()
     try:
         graph = tracer.trace(module)
     except Exception as exc:  # fx raises many kinds; name the module it was tracing
@@ -72,30 +72,31 @@ def _first_line(exc: Exception) -> str:
     return text[0] if text else type(exc).__name__
 
 
-class _Tracer:
-    """torch.fx's Tracer, treating every module the catalogue knows as a leaf, and noting where tracing fails."""
+def _tracer():
+    """torch.fx's Tracer, treating every module the catalogue knows as a leaf, and noting where tracing fails.
 
-    def __new__(cls):
-        import torch.fx as fx
+    The class is made here, not at import, so that importing this module does not import torch.
+    """
+    import torch.fx as fx
 
-        known = tuple(MODULES_BY_NAME().values())
+    known = tuple(MODULES_BY_NAME().values())
 
-        class Tracer(fx.Tracer):
-            failed_in = ""
+    class Tracer(fx.Tracer):
+        failed_in = ""
 
-            def is_leaf_module(self, m, qualname):
-                return isinstance(m, known) or super().is_leaf_module(m, qualname)
+        def is_leaf_module(self, m, qualname):
+            return isinstance(m, known) or super().is_leaf_module(m, qualname)
 
-            def call_module(self, m, forward, args, kwargs):
-                try:
-                    return super().call_module(m, forward, args, kwargs)
-                except Exception:
-                    if not self.failed_in:  # the innermost module is the one to name
-                        path = self.path_of_module(m) or "the model"
-                        self.failed_in = f"{path} ({type(m).__name__})"
-                    raise
+        def call_module(self, m, forward, args, kwargs):
+            try:
+                return super().call_module(m, forward, args, kwargs)
+            except Exception:
+                if not self.failed_in:  # the innermost module is the one to name
+                    path = self.path_of_module(m) or "the model"
+                    self.failed_in = f"{path} ({type(m).__name__})"
+                raise
 
-        return Tracer()
+    return Tracer()
 
 
 # ---------------------------------------------------------------- modules -> catalogue layers
@@ -259,7 +260,8 @@ def _function_layer(node) -> tuple[str, dict, list] | str:
     if target in ("view", "reshape") or target is torch.reshape:
         shape = args[1:] if target != torch.reshape else list(args[1])
         first = shape[0] if shape else None
-        batch = getattr(first, "op", None) == "call_method" and first.target == "size" and first.args[1:] == (0,)
+        batch = (first is not None and getattr(first, "op", None) == "call_method" and first.target == "size"
+                 and first.args[1:] == (0,))
         if len(shape) == 2 and shape[1] == -1 and batch:
             return "flatten", {}, tensors[:1]
         return f"{target if isinstance(target, str) else 'reshape'} to another shape than (batch, -1)"

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ArchspecError, Location, Problem, SpecError
-from ..layers import ALIASES, REGISTRY, ShapeError, lookup
+from ..layers import ALIASES, REGISTRY, ShapeError, lookup, lookup_known
 from .ir import INPUT, SourceLayer, SourceModel
 
 NAME_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*|[0-9]+)$")
@@ -67,13 +67,13 @@ def infer_shapes(model: SourceModel) -> dict[str, tuple]:
     shapes: dict[str, tuple] = {INPUT: tuple(model.input_shape)}
     problems = []
     for layer in model.layers:
-        entry = lookup(layer.type)
+        entry = lookup_known(layer.type)
         args, errors = entry.coerce_args(layer.args)
         if errors:
             problems += [Problem(message, Location(model.source), layer.path) for _, message in errors]
             continue
-        inputs = [shapes.get(i) for i in layer.inputs]
-        if any(s is None for s in inputs):
+        inputs = [shapes[i] for i in layer.inputs if i in shapes]
+        if len(inputs) != len(layer.inputs):  # an input that failed is reported already
             continue
         try:
             entry.check_inputs(inputs)
@@ -92,7 +92,7 @@ def settle_batchnorm_ranks(model: SourceModel) -> None:
     for layer in model.layers:
         if layer.type == "batchnorm2d" and len(shapes.get(layer.inputs[0], ())) != 3:
             layer.type = "batchnorm1d"
-        entry = lookup(layer.type)
+        entry = lookup_known(layer.type)
         args, _ = entry.coerce_args(layer.args)
         try:
             shapes[layer.path] = tuple(entry.output_shape(args, [shapes[i] for i in layer.inputs]))
@@ -181,6 +181,7 @@ class Local:
     shortcut: "Namespace | None" = None
     branches: list["Local"] = field(default_factory=list)
     merge: str = ""
+    output: str | None = None  # a child namespace's output path
 
 
 class Writer:
@@ -301,7 +302,7 @@ class Writer:
         return self._write_items(items, keep)
 
     def _uses(self, items: list[Local]) -> Counter:
-        uses = Counter()
+        uses: Counter[int] = Counter()
         for item in items:
             for i in item.inputs:
                 uses[i] += 1
@@ -372,7 +373,7 @@ class Writer:
         if item.kind == "layer":
             return self.shapes.get(item.source.path)
         if item.kind == "ns":
-            return self.shapes.get(getattr(item, "output", None))
+            return self.shapes.get(item.output) if item.output is not None else None
         if item.kind == "residual":
             return self._shape_of_local(item.main[-1])
         return None
@@ -394,7 +395,7 @@ class Writer:
     # -- writing items
     def _stem(self, item: Local, written: dict) -> str:
         if item.kind == "layer":
-            return lookup(item.source.type).stem
+            return lookup_known(item.source.type).stem
         if item.kind == "residual":
             return "add"
         key = next(k for k in written if k not in ITEM_OPTIONS)
@@ -421,7 +422,7 @@ class Writer:
                     written["name"] = write
                 names[k] = local
                 main = []
-                for position, member in enumerate(item.main):
+                for member in item.main:
                     inner = self._item(member)
                     m_local, m_write = namer.assign(self._stem(member, inner), member.name, member.fixed)
                     if m_write:
@@ -470,7 +471,7 @@ class Writer:
 
     def _args(self, layer: SourceLayer) -> dict:
         """Every argument of the catalogue entry, defaults filled in (left out when written)."""
-        entry = lookup(layer.type)
+        entry = lookup_known(layer.type)
         out = {}
         for key, arg in entry.args.items():
             if key in layer.args:
@@ -517,8 +518,8 @@ class Writer:
         if any(item.inputs != [k - 1] for k, item in enumerate(locals_)):
             return None
         if all(isinstance(c, Namespace) for c in children):
-            calls = [self.as_item.get(c.path) for c in children]
-            if any(c is None for c in calls):
+            calls = [self.as_item[c.path] for c in children if c.path in self.as_item]
+            if len(calls) != len(children):
                 return None
             kinds = {next(iter(c)) for c in calls}
             if len(kinds) != 1 or next(iter(kinds)) in STRUCTURES:
@@ -753,7 +754,7 @@ def _substitute(items: list, substitution: dict) -> list:
 
 
 def _skeleton(items: list):
-    out = []
+    out: list[str | dict] = []
     for item in items:
         if isinstance(item, str):
             out.append(item)
@@ -789,7 +790,8 @@ def _local_graph(body: list):
     g = nx.DiGraph()
 
     def add(items: list, parent: int | None) -> None:
-        previous, names = parent, {}
+        previous = parent
+        names: dict[str, int] = {}
         for item in _skeleton(items):
             node = g.number_of_nodes()
             kind = _item_kind(item) if not isinstance(item, str) else item

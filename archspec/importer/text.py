@@ -103,7 +103,7 @@ def spec_text(header: list[tuple[str, Any]], blocks: dict[str, dict], layers: li
     lines = [f"# yaml-language-server: $schema={schema}"]
     for key, value in header:
         if key == "doc":
-            lines.append(f"doc: >-")
+            lines.append("doc: >-")
             lines += _wrapped(value, 2)
         else:
             lines.append(f"{key}: {flow(value)}")

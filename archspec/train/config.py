@@ -21,13 +21,14 @@ SCHEDULES = ("none", "step", "cosine", "onecycle")
 LOSSES = ("cross_entropy", "mae", "mse", "bce")
 METRICS = ("val_loss", "val_acc", "val_top5")
 DEVICES_RE = r"^(auto|cpu|mps|cuda(:[0-9]+)?)$"
-AUGMENT_KEYS = {
+AUGMENT_KEYS: dict[str, tuple[dict[str, Any], str]] = {  # key: (its schema, what it does)
     "rotation": ({"type": "number", "minimum": 0, "maximum": 180}, "max degrees, uniform in [-r, r]"),
     "noise": ({"type": "number", "minimum": 0, "maximum": 1}, "std of gaussian noise, in [0, 1] image units"),
     "mirror": ({"type": "boolean"}, "horizontal flip with probability 1/2"),
     "crop": ({"type": "integer", "minimum": 0, "maximum": 1024}, "pad by N pixels, random-crop back (jitter)"),
     "colour_shift": ({"type": "number", "minimum": 0, "maximum": 255},
-                     "max per-channel shift in 0..255 units (as A. Ng's Convolutional Neural Networks course (deeplearning.ai): R +20, G -20, B +20)"),
+                     "max per-channel shift in 0..255 units (as A. Ng's Convolutional Neural Networks course "
+                     "(deeplearning.ai): R +20, G -20, B +20)"),
 }
 
 

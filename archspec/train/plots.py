@@ -258,7 +258,8 @@ def confusion_scene(matrix: list[list[int]], classes: list[str], title: str = "C
     correct = sum(counts[i][i] for i in range(n))
     everything = sum(totals)
     items: list = [Text(left, 30, title, size=18, weight="bold", colour=INK)]
-    overall = f"accuracy {100 * correct / everything:.2f}% ({correct:,} of {everything:,})" if everything else "no samples"
+    overall = (f"accuracy {100 * correct / everything:.2f}% ({correct:,} of {everything:,})" if everything
+               else "no samples")
     note = f"{n} classes; rows: true class, columns: predicted; shade: share of the row; {overall}"
     items.append(Text(left, 50, note, size=11, colour=MUTED))
     width = max(width, left + max(text_width(note, 11), text_width(title, 18, "bold")) + 16)

@@ -49,7 +49,8 @@ def image_shape(graph: Graph) -> tuple[int, int, int]:
     if len(graph.input_shape) != 3:
         raise ArchspecError(f"archspec train needs an image input [C, H, W]; this spec's input is "
                             f"{list(graph.input_shape)}", Location(graph.file))
-    return tuple(graph.input_shape)
+    channels, height, width = graph.input_shape
+    return channels, height, width
 
 
 def check_classes(graph: Graph, classes: list[str]) -> None:
@@ -298,8 +299,9 @@ def _choose_folder(run_folder: Path | None, wanted: Path, hardware: Hardware) ->
     """
     folder, resuming = run_folder, run_folder is not None
     if distributed.is_main():
-        if folder is None and distributed.run_id():
-            folder = folder_of_launch(wanted, distributed.run_id())
+        launch = distributed.run_id()
+        if folder is None and launch:
+            folder = folder_of_launch(wanted, launch)
             resuming = folder is not None and folder.joinpath("checkpoint.safetensors").exists()
         folder = folder or fresh_folder(wanted)
     decided = distributed.broadcast_text(f"{int(resuming)}{folder}", hardware.device)
@@ -349,7 +351,7 @@ def evaluate(source, weights: str, data: str | None = None, split: str | None = 
             dataset = getattr(load_splits(data, shape, fractions=tuple(config.split), seed=config.seed), split)
     classes = classes or dataset.classes
     check_classes(graph, classes)
-    if mean is None:
+    if mean is None or std is None:  # weights saved without their normalisation
         mean, std = [0.0] * shape[0], [1.0] * shape[0]
     hardware = pick_hardware(config)
     model, logits = without_head(model, graph, config.loss)
@@ -373,11 +375,11 @@ def predict(source, weights: str, images: list[str], top: int = 5, params: dict[
     shape = image_shape(graph)
     out = graph.shape_of(graph.output)
     classes = classes or [str(i) for i in range(out[0])]
-    mean = torch.tensor(mean or [0.0] * shape[0]).view(1, -1, 1, 1)
-    std = torch.tensor(std or [1.0] * shape[0]).view(1, -1, 1, 1)
+    centre = torch.tensor(mean or [0.0] * shape[0]).view(1, -1, 1, 1)
+    scale = torch.tensor(std or [1.0] * shape[0]).view(1, -1, 1, 1)
     batch = torch.stack([load_image(path, shape, fit) for path in images])  # (N, C, H, W) in [0, 1]
     with torch.no_grad():
-        outputs = model((batch - mean) / std).float()
+        outputs = model((batch - centre) / scale).float()
     already_probabilities = graph.nodes and graph.nodes[-1].type == "softmax"
     probabilities = outputs if already_probabilities else torch.softmax(outputs, dim=1)
     k = min(top, probabilities.shape[1])

@@ -107,13 +107,13 @@ class Tally:
     classes: int
     top_k: int
     device: torch.device
-    loss_sum: torch.Tensor = None
-    correct: torch.Tensor = None
-    correct_k: torch.Tensor = None
-    confusion: torch.Tensor = None  # (true, predicted) counts
+    loss_sum: torch.Tensor = field(init=False)
+    correct: torch.Tensor = field(init=False)
+    correct_k: torch.Tensor = field(init=False)
+    confusion: torch.Tensor = field(init=False)  # (true, predicted) counts
     count: int = 0
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         zero = torch.zeros((), dtype=torch.float64, device=self.device)
         self.loss_sum, self.correct, self.correct_k = zero.clone(), zero.clone(), zero.clone()
         self.confusion = torch.zeros(self.classes, self.classes, dtype=torch.int64, device=self.device)
@@ -167,11 +167,12 @@ class Batches:
         self.mean = torch.tensor(mean, device=device).view(1, -1, 1, 1)
         self.std = torch.tensor(std, device=device).view(1, -1, 1, 1)
         self.augment = Augment.from_dict(config.augment) if train else Augment()
-        in_memory = data.images is not None
-        fits = in_memory and data.images.numel() * 4 <= config.device_data_bytes
+        images = data.images
+        in_memory = images is not None
+        fits = images is not None and images.numel() * 4 <= config.device_data_bytes
         self.on_device = in_memory and (config.data_on_device is True or (config.data_on_device == "auto" and fits))
-        if self.on_device:
-            self.images = data.images.to(device)
+        if self.on_device and images is not None:
+            self.images = images.to(device)
             self.labels = data.labels.to(device)
         self.augment_on = config.augment_on
         if self.augment_on == "auto":
@@ -200,6 +201,7 @@ class Batches:
             images = images.to(device, non_blocking=True)
             labels = labels.to(device, non_blocking=True)
             if self.train and self.augment.active and self.augment_on == "device":
+                assert device_generator is not None, "a training epoch augments with a generator on the device"
                 images = augment_batch(images, self.augment, device_generator)
             images = (images - self.mean) / self.std  # (B, C, H, W)
             if self.hardware.channels_last:
@@ -219,10 +221,11 @@ class Batches:
                 images, labels = self.data.images[indices], self.data.labels[indices]
                 yield (images.pin_memory(), labels.pin_memory()) if pin else (images, labels)
             return
-        source = self.data
+        source: torch.utils.data.Dataset = self.data
         if augment_in_workers:
-            source = AugmentedView(self.data, self.augment, base_seed=self.config.seed)
-            source.set_epoch(epoch)
+            view = AugmentedView(self.data, self.augment, base_seed=self.config.seed)
+            view.set_epoch(epoch)
+            source = view
         loader = torch.utils.data.DataLoader(source, batch_sampler=[b.tolist() for b in batches if len(b)],
                                              num_workers=worker_count(self.config), collate_fn=collate, pin_memory=pin)
         loaded = iter(loader)
@@ -357,15 +360,16 @@ class Trainer:
     progress: Progress = field(default_factory=Progress)
     on_epoch: Callable[["Trainer", bool], None] | None = None
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         config, hardware = self.config, self.hardware
         self.classes = len(self.train.classes)
         self.model.to(hardware.device)
         if config.sync_batchnorm and distributed.world_size() > 1:
             distributed.convert_sync_batchnorm(self.model, hardware.device.type)
         if hardware.channels_last:
-            self.model.to(memory_format=torch.channels_last)
-        self.forward = self.model
+            # Module.to takes memory_format (torch's documentation); torch's stubs for it leave the keyword out
+            self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        self.forward: Callable[..., Any] = self.model
         self.ddp = None  # the DistributedDataParallel wrapper under torchrun
         if distributed.world_size() > 1:
             self.forward = self.ddp = distributed.wrap(self.model, hardware.device)
@@ -525,8 +529,8 @@ class Trainer:
     def _non_finite(self, loss: torch.Tensor, epoch: int, batch: int):
         kept = (f"the last good checkpoint (epoch {self.epoch}) is kept" if self.epoch
                 else "no epoch completed, so no checkpoint was written")
-        raise NonFiniteLoss(f"the loss became {float(loss.detach())} at epoch {epoch}, batch {batch + 1}: training stopped "
-                            f"and {kept}; try a lower learning rate (now {self.config.lr:g})")
+        raise NonFiniteLoss(f"the loss became {float(loss.detach())} at epoch {epoch}, batch {batch + 1}: "
+                            f"training stopped and {kept}; try a lower learning rate (now {self.config.lr:g})")
 
     @torch.no_grad()
     def _validate(self) -> dict[str, Any]:
@@ -551,7 +555,7 @@ class Trainer:
                 loss = self.loss_fn(outputs, labels)
             tally.add(loss, outputs.float(), labels, confusion=confusion)
         tally.reduce()
-        figures = tally.results()
+        figures: dict[str, Any] = tally.results()
         if confusion:
             figures["confusion"] = tally.confusion.cpu().tolist()
             figures["count"] = tally.count
