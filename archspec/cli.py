@@ -20,6 +20,7 @@ COMMANDS = {
     "compare": "archspec.commands.drawing:compare",
     "compile": "archspec.commands.modelling:compile_command",
     "export": "archspec.commands.modelling:export",
+    "weights": "archspec.commands.weights:weights_group",
     "train": "archspec.commands.training:train",
     "evaluate": "archspec.commands.training:evaluate",
     "predict": "archspec.commands.training:predict",
