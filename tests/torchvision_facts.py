@@ -3,6 +3,7 @@
 Run once, by hand, with a Python that has torchvision (it is never a test dependency):
 
     /path/to/python-with-torchvision tests/torchvision_facts.py [NAME ...]
+    /path/to/python-with-torchvision tests/torchvision_facts.py --references   # checks reference_nets.py
 
 Per network: its input (the crop size of torchvision's published weights), the state_dict's
 keys and shapes in order (buffers included), the parameter count, the multiply-accumulates of
@@ -99,7 +100,30 @@ def write(data: dict) -> None:
     (OUT / f"{data['name']}.json").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
+def check_references() -> None:
+    """The hand-written references of tests/reference_nets.py against torchvision itself: the same
+    keys, and the same outputs for the same random state_dict (an oracle for the oracle)."""
+    sys.modules.setdefault("torchvision._meta_registrations", types.ModuleType("m"))
+    import torch
+    from torchvision import models
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from reference_nets import REFERENCES, random_state
+
+    for name, make in REFERENCES.items():
+        ours, theirs = make().eval(), models.get_model(name, weights=None).eval()
+        state = random_state(theirs)
+        ours.load_state_dict(state, strict=True)
+        theirs.load_state_dict(state, strict=True)
+        x = torch.randn(2, 3, 96, 96, generator=torch.Generator().manual_seed(1))
+        with torch.no_grad():
+            difference = (ours(x) - theirs(x)).abs().max().item()
+        print(f"{name}: the reference's keys are torchvision's; largest output difference {difference:g}")
+
+
 def main(names: list[str]) -> None:
+    if names == ["--references"]:
+        return check_references()
     for name in names or NETWORKS:
         data = facts(name, NETWORKS[name])
         write(data)
