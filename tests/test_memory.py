@@ -34,7 +34,9 @@ from torch import nn  # noqa: E402
 import archspec  # noqa: E402
 from archspec import zoo  # noqa: E402
 
-ZOO = zoo.names()
+from shared_specs import zoo_representatives  # noqa: E402
+
+ZOO = zoo_representatives(zoo.names())
 TOLERANCE = 0.05
 # the specs of test_zoo_torchvision.py's newer families: deep graphs whose meta-device passes cost
 # seconds (batch norm on meta is a Python decomposition), so batch 1 only, and marked slow
