@@ -3,7 +3,7 @@
 The analysis (``load``, ``validate``, ``expand``, ``summarize``) is pure Python and never
 imports torch.
 """
-from .api import build, check, expand, summarize, validate
+from .api import build, check, expand, import_model, summarize, validate
 from .errors import ArchspecError, LimitError, Location, Problem, SpecError, UsageError
 from .graph import Graph, Node
 from .infer import infer
@@ -13,8 +13,17 @@ from .weights import load_weights, save_weights  # torch is imported only when t
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str):
+    # archspec.draw (the pictures, callable: archspec.draw(spec)) is imported when first used
+    if name == "draw":
+        import importlib
+
+        return importlib.import_module(".draw", __name__)
+    raise AttributeError(f"module 'archspec' has no attribute {name!r}")
+
 __all__ = [
     "ArchspecError", "Graph", "LimitError", "Location", "Node", "Problem", "Spec", "SpecError", "Summary",
-    "UsageError", "build", "check", "expand", "infer", "load", "load_weights", "loads", "save_weights",
+    "UsageError", "build", "check", "expand", "import_model", "infer", "load", "load_weights", "loads", "save_weights",
     "summarize", "validate", "__version__",
 ]
