@@ -212,6 +212,7 @@ def test_auto_batch_size_on_the_cpu(tiny, tmp_path):
     assert batch & (batch - 1) == 0 and 1 <= batch <= 1257 // 32  # at least 32 steps an epoch
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_on_a_gpu_bf16_channels_last_and_auto_batch(tiny, tmp_path):
     outcome = session.train(tiny, {**FAST, "batch_size": "auto", "device": "cuda", "out": str(tmp_path / "gpu")})
