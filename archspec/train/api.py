@@ -42,10 +42,11 @@ class TrainingRun:
 
     def model(self, weights: str = "best"):
         """The spec's torch.fx module with the run's best (or ``"last"``) weights loaded, in inference mode."""
-        from .. import api
+        from ..compiler import compile_graph
+        from ..pipeline import expand
         from ..weights import load_weights
 
-        module = api.build(self.spec, **self.params)
+        module = compile_graph(expand(self.spec, self.params), seed=0)
         load_weights(module, self.folder / f"{weights}.safetensors")
         return module.train(False)
 

@@ -17,10 +17,9 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from ..errors import Location, Problem, SpecError, UsageError
+from ..errors import Location, Problem, UsageError
 
 DEVICES_RE = r"^(auto|cpu|mps|cuda(:[0-9]+)?)$"
 LOGGERS = ("tensorboard", "csv")
@@ -30,7 +29,7 @@ AUGMENT_KEYS = {
     "mirror": ({"type": "boolean"}, "horizontal flip with probability 1/2"),
     "crop": ({"type": "integer", "minimum": 0, "maximum": 1024}, "pad by N pixels, random-crop back (jitter)"),
     "colour_shift": ({"type": "number", "minimum": 0, "maximum": 255},
-                     "max per-channel shift in 0..255 units (R +20, G -20, B +20 in Krizhevsky et al., 2012)"),
+                     "max per-channel shift in 0..255 units (as A. Ng's Convolutional Neural Networks course (deeplearning.ai): R +20, G -20, B +20)"),
 }
 
 
@@ -156,6 +155,8 @@ class TrainConfig:
     workers: int | str = option("auto", "DataLoader workers for images read from files; auto: one per core but "
                                 "one, at most 4", _or_auto(_number(0, integer=True)))
     compile: bool = option(False, "torch.compile the model", {"type": "boolean"})
+    sync_batchnorm: bool = option(False, "under torchrun: batch-norm statistics of the global batch, not each "
+                                  "process's", {"type": "boolean"})
     # --- run
     seed: int = option(0, "splits, initial weights, shuffling, augmentation, dropout", _number(0, integer=True))
     out: str | None = option(None, "run folder; default runs/<spec name>, never over an earlier run",
@@ -308,18 +309,7 @@ def check_options(options: dict[str, Any], where: Location) -> None:
         raise UsageError("; ".join(p.message for p in problems), where)
 
 
-def read_options_file(path: str | Path) -> dict[str, Any]:
-    """A training YAML file's options, with every problem located (SpecError)."""
-    from ..loader import read_document
-    from ..schema import check_document_against
 
-    document = read_document(Path(path))
-    if document.data is None:
-        return {}
-    problems = check_document_against(document, train_schema())
-    if problems:
-        raise SpecError(problems)
-    return dict(document.data)
 
 
 def resolve(spec_section: dict[str, Any] | None, file_options: dict[str, Any] | None,
