@@ -14,6 +14,15 @@ from . import train  # callable: archspec.train(spec, data=..., epochs=...); imp
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str):
+    # archspec.draw (the pictures, callable: archspec.draw(spec)) is imported when first used
+    if name == "draw":
+        import importlib
+
+        return importlib.import_module(".draw", __name__)
+    raise AttributeError(f"module 'archspec' has no attribute {name!r}")
+
 __all__ = [
     "ArchspecError", "Graph", "LimitError", "Location", "Node", "Problem", "Spec", "SpecError", "Summary",
     "UsageError", "build", "train", "check", "expand", "infer", "load", "load_weights", "loads", "save_weights",

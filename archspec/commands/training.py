@@ -60,6 +60,8 @@ class OnOffAuto(click.ParamType):
 def _click_option(flag):
     """A click option from a training option's schema (config.flag_specs)."""
     schema, kind = flag.schema, flag.schema.get("type")
+    if isinstance(kind, list):  # ["integer", "null"]: null is the default, left unset on the command line
+        kind = next(k for k in kind if k != "null")
     help = flag.help + "."  # lower case as written: option values (sgd, auto) start many of them
     if kind == "boolean":
         name = flag.flag[2:]

@@ -117,6 +117,9 @@ class TrainConfig:
     batch_size: int | str = option(64, "images per step, or auto: the largest that fits memory, no larger than "
                                    "the data allows (see below) and, on the CPU, the fastest measured",
                                    _or_auto(_number(1, integer=True)))
+    micro_batch: int | None = option(None, "most images one process puts through at once; a larger share of the "
+                                     "batch accumulates gradients over several passes (the same step; batch norm "
+                                     "sees each pass)", {"type": ["integer", "null"], "minimum": 1})
     optimizer: str = option("adam", "sgd, rmsprop, adam, adamw", _enum(*OPTIMIZERS))
     lr: float = option(1e-3, "learning rate", _number(0, exclusive=True))
     momentum: float | None = option(None, "sgd: default 0.9; rmsprop: default 0", _number(0), doc_default="—")
