@@ -8,7 +8,7 @@ import click
 from ..errors import UsageError
 from ..expand import parse_overrides
 from ..weights import resolve_weights
-from .common import console, report, set_option, user_errors
+from .common import console, fit_option, report, set_option, user_errors
 
 
 class NumberOrAuto(click.ParamType):
@@ -211,12 +211,14 @@ def evaluate(spec, weights, data, split, device, as_json, overrides):
 @click.option("--weights", type=click.Path(exists=True), required=True,
               help="safetensors weights, or a run folder (its best.safetensors).")
 @click.option("--top", type=click.IntRange(1), default=5, show_default=True, help="Classes to show per image.")
+@fit_option()
 @set_option
 @user_errors
-def predict(spec, images, weights, top, overrides):
+def predict(spec, images, weights, top, fit, overrides):
     """The most likely classes of IMAGES under trained weights."""
     from ..train import session
 
-    for result in session.predict(spec, str(resolve_weights(weights)), list(images), top, parse_overrides(overrides)):
+    for result in session.predict(spec, str(resolve_weights(weights)), list(images), top, parse_overrides(overrides),
+                                  fit=fit):
         best = ", ".join(f"{c['class']} {100 * c['probability']:.1f}%" for c in result["top"])
         click.echo(f"{result['image']}: {best}")

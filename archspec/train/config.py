@@ -19,6 +19,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..data import sources as data_sources
 from ..errors import Location, Problem, UsageError
 
 DEVICES_RE = r"^(auto|cpu|mps|cuda(:[0-9]+)?)$"
@@ -98,9 +99,8 @@ _EARLY_STOPPING_SCHEMA = {"type": ["object", "null"], "additionalProperties": Fa
 @dataclass
 class TrainConfig:
     # --- data
-    data: str | None = option(None, "digits (default, bundled with scikit-learn), a .csv of path,label, a class "
-                              "folder, mnist:DIR (idx files) or synthetic[:N[:K]]", {"type": "string"},
-                              doc_default="digits")
+    data: str | None = option(None, f"training data: {data_sources.syntax_list()} (~ and $VARS are expanded; "
+                              "see docs/data.md)", {"type": "string"}, doc_default="digits")
     val_data: str | None = option(None, "a separate validation set; else split off data", {"type": "string"})
     test_data: str | None = option(None, "a separate test set; else split off data", {"type": "string"})
     split: list[float] = option(help="learning/validation/test fractions, summing to 1, stratified by class",

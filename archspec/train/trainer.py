@@ -24,7 +24,7 @@ from ..errors import ArchspecError, UsageError
 from .augment import Augment, AugmentedView, augment_batch
 from .callbacks import Callback
 from .config import TrainConfig, worker_count
-from .data import LabelledImages, collate
+from ..data.labelled import LabelledImages, collate
 from .monitor import Monitor
 from . import distributed
 
