@@ -3,7 +3,7 @@
 The analysis (``load``, ``validate``, ``expand``, ``summarize``) is pure Python and never
 imports torch; ``build`` and ``train`` import it when they are called.
 """
-from .api import build, check, expand, summarize, validate
+from .api import build, check, expand, import_model, summarize, validate
 from .errors import ArchspecError, LimitError, Location, Problem, SpecError, UsageError
 from .graph import Graph, Node
 from .infer import infer
@@ -25,6 +25,7 @@ def __getattr__(name: str):
 
 __all__ = [
     "ArchspecError", "Graph", "LimitError", "Location", "Node", "Problem", "Spec", "SpecError", "Summary",
-    "UsageError", "build", "train", "check", "expand", "infer", "load", "load_weights", "loads", "save_weights",
+    "UsageError", "build", "check", "expand", "import_model", "infer", "load", "load_weights", "loads",
+    "save_weights", "train",
     "summarize", "validate", "__version__",
 ]
