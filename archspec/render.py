@@ -1,4 +1,4 @@
-"""Presentation of a Summary: rich table, markdown, CSV, JSON and the lecture-style --explain.
+"""Presentation of a Summary: rich table, markdown, CSV, JSON and the --explain arithmetic (as CS231n's VGGNet table).
 
 Everything here reads the raw numbers of ``summary.py``; nothing here computes a figure.
 """
@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from typing import TYPE_CHECKING
 
 from rich import box
 from rich.console import Group
@@ -14,7 +15,9 @@ from rich.table import Table
 
 from .graph import INPUT
 from .layers import lookup
-from .summary import Summary
+
+if TYPE_CHECKING:  # annotations only: summary.py delegates its rendering here
+    from .summary import Summary
 
 FORMATS = ("table", "markdown", "csv", "json")
 
@@ -25,7 +28,7 @@ def count(n: int) -> str:
 
 
 def short(n: float) -> str:
-    """The lecture's rounding: 4096 stays, 150,528 -> 150K, 3,211,264 -> 3.2M (2 significant digits)."""
+    """CS231n's rounding: 4096 stays, 150,528 -> 150K, 3,211,264 -> 3.2M (2 significant digits)."""
     if n < 10_000:
         return str(n)
     for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
@@ -149,7 +152,7 @@ def to_json(s: Summary) -> str:
 # ------------------------------------------------------------------ --explain
 
 def _slide_shape(shape) -> str:
-    """The lecture writes H x W x C: [224x224x64]; flat tensors as [1x1xN]."""
+    """CS231n writes H x W x C: [224x224x64]; flat tensors as [1x1xN]."""
     if len(shape) == 3:
         c, h, w = shape
         return f"{h}x{w}x{c}"
@@ -174,7 +177,7 @@ def _product(dims) -> str:
 
 
 def explain_lines(s: Summary) -> list[str]:
-    """One line per layer with the arithmetic behind each figure, as seed 000's VGG slide.
+    """One line per layer with the arithmetic behind each figure, as the VGGNet table of the CS231n course notes (Stanford).
 
     ``CONV3-64: [224x224x64] memory: 224*224*64=3.2M weights: (3*3*3)*64 = 1,728 bias: 64``
     Memory is per sample, as on the slide; MACs are added where a layer has any.

@@ -1,4 +1,4 @@
-"""Presentation: --explain against seed 000's VGG-16 slide row by row, the slide's memory total,
+"""Presentation: --explain against CS231n's VGG-16 table row by row, the table's memory total,
 number formatting, and golden files of every output format for a small spec."""
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 import archspec
 from archspec import render
 
-# seed 000's slide, as written there (HxWxC shapes, 2-significant-digit memory, weights formula)
+# CS231n's VGGNet table (Stanford course notes), as written there (HxWxC shapes, 2-significant-digit memory, weights formula)
 SLIDE = """
 INPUT: [224x224x3] memory: 224*224*3=150K weights: 0
 CONV3-64: [224x224x64] memory: 224*224*64=3.2M weights: (3*3*3)*64 = 1,728

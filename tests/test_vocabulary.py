@@ -15,8 +15,12 @@ from archspec.vocabulary import merges, unknown_kind_hint
 
 
 @pytest.fixture
-def maximum_merge():
-    """A merge registered for one test only: one catalogue entry, no other edit."""
+def maximum_merge(monkeypatch):
+    """A merge registered for one test only: one catalogue entry, no other edit (the schema
+    validator, built once per process, is rebuilt around it)."""
+    from archspec import schema
+
+    monkeypatch.setattr(schema, "_VALIDATOR", None)
     class Maximum(Merge):
         name = "test_maximum"
         doc = "Element-wise maximum of inputs of equal shape."
@@ -27,6 +31,7 @@ def maximum_merge():
     base.register(Maximum)
     yield "test_maximum"
     del base.REGISTRY["test_maximum"]
+    schema._VALIDATOR = None
 
 
 def test_merges_are_the_catalogue_merge_family():

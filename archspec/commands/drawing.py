@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import click
 
-from .. import api
 from ..expand import parse_overrides
 from .common import console, set_option, user_errors
 
@@ -22,7 +21,7 @@ from .common import console, set_option, user_errors
 @set_option
 @user_errors
 def draw(spec, output, style, depth, rankdir, shapes, legend, fold, overrides):
-    """Draw SPEC as a graph (DOT) or as the lecture's layered boxes."""
+    """Draw SPEC as a graph (DOT) or as layered 3-D boxes."""
     from .. import draw as drawing
 
     path = drawing.draw(spec, output, style=style, depth=depth, rankdir=rankdir, shapes=shapes, legend=legend,

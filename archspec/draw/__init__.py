@@ -4,7 +4,7 @@ Three styles, each a pure function from a Summary to a picture description, rend
 
 - ``graph``: a DOT graph (built with the graphviz package) rendered by the system ``dot`` where
   there is one, else by the self-contained ``graphviz-pure`` engine (``graph.py``);
-- ``boxes``: the lecture's layered 3-D boxes (``boxes.py``), drawn as a ``Scene``;
+- ``boxes``: layered 3-D boxes, as LeNet and VGG figures draw them (``boxes.py``), drawn as a ``Scene``;
 - ``compare``: a Canziani-style bubble chart of several specs (``chart.py``), also a ``Scene``.
 
 A ``Scene`` (``scene.py``) is a list of plain shapes written out as SVG text or, through Pillow,
@@ -31,11 +31,11 @@ def output_format(path: str | os.PathLike, allowed: tuple[str, ...]) -> str:
 def draw(source, output: str | os.PathLike, style: str = "graph", depth: int | None = None, rankdir: str = "TB",
          shapes: bool = True, legend: bool = True, fold: bool = True, **params: Any) -> Path:
     """Draw a spec to ``output`` (.svg, .png, .pdf or .dot for graphs; .svg or .png for boxes)."""
-    from .. import api
+    from .. import pipeline
 
     if style not in STYLES:
         raise UsageError(f"unknown style '{style}'; choose one of {', '.join(STYLES)}")
-    summary = api.summarize(source, **params)
+    summary = pipeline.summarize(source, **params)
     if style == "graph":
         from .graph import render_dot, to_dot
 
@@ -53,10 +53,10 @@ def compare(sources, output: str | os.PathLike | None = None, **params: Any):
 
     Returns the rows (one per spec) that the chart shows; writes the chart when ``output`` is given.
     """
-    from .. import api
+    from .. import pipeline
     from .chart import chart_scene, compare_rows
 
-    rows = compare_rows([api.summarize(s, **params) for s in sources])
+    rows = compare_rows([pipeline.summarize(s, **params) for s in sources])
     if output is not None:
         chart_scene(rows).save(output, output_format(output, ("svg", "png")))
     return rows

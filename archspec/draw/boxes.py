@@ -1,4 +1,4 @@
-"""The lecture's picture of a CNN: feature maps as 3-D boxes, left to right (LeNet, VGG figures).
+"""The textbook picture of a CNN: feature maps as 3-D boxes, left to right (LeNet, VGG figures).
 
 What is drawn
     The graph input, then every layer that makes a new tensor of a new kind: convolutions,

@@ -2,7 +2,7 @@
 
 What a filter or a feature map looks like depends on how its numbers become grey levels, so
 each tile says how (``Tile.scale``) and is normalised on its own: a weak filter is as visible
-as a strong one, which is what the lecture's pictures of learned filters do. Tiny tiles (3×3
+as a strong one, which is what published pictures of learned filters do (Zeiler & Fergus, 2014). Tiny tiles (3×3
 or 5×5 kernels) are enlarged by whole factors with nearest-neighbour sampling, so every weight
 stays a crisp square; large ones are shrunk smoothly. The grid is drawn with Pillow directly
 (pixels, not vector shapes: a 64×64 map as 4096 rectangles would be absurd), with the same

@@ -1,5 +1,5 @@
-"""Normalisation: batch norm, group norm, layer norm (over channels as ConvNeXt, or over the last
-axis) and AlexNet's local response normalisation."""
+"""Normalisation: batch norm (Ioffe & Szegedy, 2015), group norm, layer norm (over channels as
+ConvNeXt, or over the last axis), layer scale and AlexNet's local response normalisation."""
 from __future__ import annotations
 
 import math
@@ -37,7 +37,7 @@ class BatchNorm(LayerType):
 
         cls = nn.BatchNorm2d if len(inputs[0]) == 3 else nn.BatchNorm1d
         # torch refuses eps = 0 in training; the smallest positive double changes no result
-        # (var + 5e-324 == var for any var > 0), so the spec's eps: 0 (seed 001) still compiles
+        # (var + 5e-324 == var for any var > 0), so a spec's eps: 0 (a hand exercise) still compiles
         eps = a["eps"] if a["eps"] > 0 else 5e-324
         return cls(inputs[0][0], eps=eps, momentum=a["momentum"], affine=a["affine"])
 

@@ -14,16 +14,17 @@ from typing import Any
 
 import torch
 
-from .. import api
+from .. import pipeline
 from ..errors import ArchspecError, Location, UsageError
 from ..graph import Graph
 from ..spec import load
 from ..weights import LoadReport, load_weights, read_info, read_metadata, save_weights
 from . import distributed
 from .checkpoint import load_checkpoint, save_checkpoint
-from .config import TrainConfig, check_options, read_options_file, resolve, to_dict, worker_count
+from .config import TrainConfig, check_options, resolve, to_dict, worker_count
+from .options_file import read_options_file
 from .data import Splits, channel_stats, load_splits, open_data
-from .runs import Run, fresh_folder
+from .runs import Run, folder_of_launch, fresh_folder
 from .trainer import Hardware, Interrupted, NonFiniteLoss, Progress, Trainer, pick_hardware, set_trainable
 
 HOST_MEMORY_BYTES = 4 << 30  # file-backed data smaller than this is decoded once and kept in memory
@@ -166,13 +167,15 @@ def train(source, options: dict[str, Any] | None = None, params: dict[str, Any] 
         config_file = None
     spec = load(source)
     params = dict(params or {})
-    graph = api.expand(spec, params)
+    graph = pipeline.expand(spec, params)
     shape = image_shape(graph)
     section = spec.data.get("train") if isinstance(spec.data, dict) else None
     config = resolve(section, read_options_file(config_file) if config_file else None, options)
 
     hardware = pick_hardware(config, distributed.local_rank())
     distributed.init_from_env(hardware.device.type)
+    if not distributed.is_main():
+        progress = Progress()  # one set of lines, from rank 0
     try:
         return _train(spec, graph, shape, params, config, hardware, run_folder, progress)
     finally:
@@ -211,15 +214,13 @@ def _train(spec, graph, shape, params, config, hardware, run_folder, progress) -
     if batch_size == "auto":
         model.to(hardware.device)
         batch_size = auto_batch_size(graph, model, hardware, config, len(splits.train), progress)
-    if batch_size % distributed.world_size():
-        raise UsageError(f"batch size {batch_size} does not divide among {distributed.world_size()} processes")
+        batch_size = int(distributed.broadcast_text(str(batch_size), hardware.device))  # rank 0's choice
 
-    folder = run_folder or fresh_folder(Path(config.out or Path("runs") / graph.name))
-    folder = Path(distributed.broadcast_text(str(folder), hardware.device))
+    folder, resuming = _choose_folder(run_folder, Path(config.out or Path("runs") / graph.name), hardware)
     run = Run(folder)
     spec_path = str(spec.file)
     metadata = weights_metadata(graph, spec_path, params, classes, mean, std, config)
-    if distributed.is_main() and run_folder is None:
+    if distributed.is_main() and not resuming:
         run.write_config({
             "spec": spec_path, "name": graph.name, "params": params, "input": list(shape),
             "classes": list(classes), "normalize": {"mean": mean, "std": std},
@@ -229,6 +230,7 @@ def _train(spec, graph, shape, params, config, hardware, run_folder, progress) -
                          "channels_last": hardware.channels_last, "processes": distributed.world_size(),
                          "batch_size": batch_size},
             "train": to_dict(config),
+            "launch": {"id": distributed.run_id()},
             "versions": {"torch": str(torch.__version__)},
         })
     for note in notes:
@@ -249,9 +251,14 @@ def _train(spec, graph, shape, params, config, hardware, run_folder, progress) -
 
     trainer = Trainer(model, config, splits.train, splits.val, mean, std, hardware, batch_size,
                       outputs_are_logits=logits, progress=progress, on_epoch=on_epoch)
-    if run_folder is not None:
-        trainer.load_state(load_checkpoint(run.path("checkpoint.safetensors")))
-        progress.message(f"resuming after epoch {trainer.epoch} of {config.epochs}")
+    if resuming:  # every process reads the checkpoint rank 0 found, after it said so
+        checkpoint = run.path("checkpoint.safetensors")
+        if not checkpoint.exists():
+            raise ArchspecError(f"rank {distributed.rank()} cannot see {checkpoint}, which rank 0 resumes from: "
+                                "the run folder must be on storage every node sees (--out)", Location(str(checkpoint)))
+        trainer.load_state(load_checkpoint(checkpoint))
+        progress.message(f"resuming after epoch {trainer.epoch} of {config.epochs}"
+                         + (f" (restart {distributed.restart_count()})" if distributed.restart_count() else ""))
     try:
         result = trainer.fit()
     except Interrupted as exc:
@@ -263,9 +270,14 @@ def _train(spec, graph, shape, params, config, hardware, run_folder, progress) -
         raise NonFiniteLoss(f"{exc.problem.message}; run folder {folder}") from None
 
     test_report = None
-    if len(splits.test) and run.path("best.safetensors").exists():
-        load_weights(model, run.path("best.safetensors"))
+    # rank 0 wrote the best weights: it alone looks for them, reads them and hands them to the others
+    has_best = distributed.broadcast_text(str(distributed.is_main() and run.path("best.safetensors").exists()),
+                                          hardware.device) == "True"
+    if len(splits.test) and has_best:
+        if distributed.is_main():
+            load_weights(model, run.path("best.safetensors"))
         model.to(hardware.device)
+        distributed.broadcast_state(model)
         test_report = trainer.test_report(splits.test)
         test_report.update({"best_epoch": result.best_epoch, "stopped": result.stopped,
                             "weights": str(run.path("best.safetensors"))})
@@ -275,6 +287,23 @@ def _train(spec, graph, shape, params, config, hardware, run_folder, progress) -
 
             save_confusion(test_report["confusion"], list(classes), run.path("confusion.png"))
     return Outcome(folder, result.history, result.best_epoch, result.stopped, test_report, init_report, notes)
+
+
+def _choose_folder(run_folder: Path | None, wanted: Path, hardware: Hardware) -> tuple[Path, bool]:
+    """(run folder, resume from its checkpoint?), decided by rank 0 and the same on every process.
+
+    ``--resume`` names the folder; otherwise a launch that carries an id (torchrun's
+    TORCHELASTIC_RUN_ID) continues the folder it started, after an elastic restart or a
+    preempted job started again, from its last checkpoint when there is one.
+    """
+    folder, resuming = run_folder, run_folder is not None
+    if distributed.is_main():
+        if folder is None and distributed.run_id():
+            folder = folder_of_launch(wanted, distributed.run_id())
+            resuming = folder is not None and folder.joinpath("checkpoint.safetensors").exists()
+        folder = folder or fresh_folder(wanted)
+    decided = distributed.broadcast_text(f"{int(resuming)}{folder}", hardware.device)
+    return Path(decided[1:]), decided[0] == "1"
 
 
 def _init_note(path: str, report: LoadReport) -> str:
@@ -293,7 +322,7 @@ def _init_note(path: str, report: LoadReport) -> str:
 def _model_for(source, params, weights: str):
     from ..compiler import compile_graph
 
-    graph = api.expand(source, params or {})
+    graph = pipeline.expand(source, params or {})
     model = compile_graph(graph, seed=0)
     load_weights(model, weights)
     return graph, model.train(False)
