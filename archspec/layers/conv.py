@@ -73,9 +73,18 @@ class Conv2d(WindowLayer):
             fill_fixed_kernels(module, a["weights"])
         return module
 
+    short_name = "conv"
+
     def key_params(self, a):
         text = f"{super().key_params(a)}, {a['out']}"
         return text + " fixed" if a["weights"] is not None else text
+
+    def label_params(self, a):
+        return super().key_params(a)  # the channels are in the box's shape
+
+    def slide_label(self, a):
+        k = a["kernel"]
+        return f"CONV{k[0] if k[0] == k[1] else f'{k[0]}x{k[1]}'}-{a['out']}"
 
 
 @register
