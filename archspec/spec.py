@@ -145,7 +145,8 @@ def _collect_blocks(spec: Spec, document: Document, problems: Collector, stack: 
             if any(d.path == target for d in spec.imported):
                 continue  # imported twice through different files: one copy of its blocks
             if not target.is_file():
-                problems.add(f"cannot import '{entry}': no such file ({_display(target)})" + _library_hint(entry), where)
+                problems.add(f"cannot import '{entry}': no such file ({_display(target)})" + _library_hint(entry),
+                             where)
                 continue
             try:
                 imported = read_document(target, _display(target))

@@ -162,7 +162,8 @@ class ConvTranspose2d(LayerType):
 
     def key_params(self, a):
         k, s = a["kernel"], a["stride"]
-        text = f"{k[0]}×{k[1]}" + (f" ×{s[0]}" if s[0] == s[1] and s[0] > 1 else f" ×{s[0]}×{s[1]}" if s != (1, 1) else "")
+        scale = f" ×{s[0]}" if s[0] == s[1] else f" ×{s[0]}×{s[1]}"
+        text = f"{k[0]}×{k[1]}" + (scale if s != (1, 1) else "")
         return f"{text}, {a['out']}"
 
 
