@@ -202,3 +202,35 @@ def explain_lines(s: Summary) -> list[str]:
             line += f"  MACs: {_product(dims)}*{f.macs // _numel(shape)} = {count(f.macs)}"
         lines.append(line)
     return lines
+
+
+# ------------------------------------------------------------------ HTML (notebooks, archspec view)
+
+_NUMERIC = ("Params", "Activations", "MACs", "RF")
+
+
+def to_html(s: Summary, row_ids: bool = False) -> str:
+    """The per-layer table and the totals as one HTML fragment (a notebook's display of a Summary).
+
+    Self-contained: the few styles it needs are inline, so it reads the same in Jupyter, in VS Code
+    and in ``archspec view``; ``row_ids`` gives each row the id ``row-<path>``.
+    """
+    from html import escape
+
+    def cells(values, tag="td"):
+        return "".join(f'<{tag} style="text-align:{"right" if c in _NUMERIC else "left"}">{escape(v)}</{tag}>'
+                       for c, v in zip(COLUMNS, values))
+
+    def tr(values, path):
+        rid = f' id="row-{escape(path)}"' if row_ids else ""
+        return f"<tr{rid}>{cells(values)}</tr>"
+
+    title = f"{s.name} — input {shape_text(s.input)}, batch {s.batch}, {s.dtype}"
+    head = "<tr>" + "".join(f'<th style="text-align:{"right" if c in _NUMERIC else "left"}">{escape(c)}</th>'
+                            for c in COLUMNS) + "</tr>"
+    body = [tr(_input_cells(s), INPUT)] + [tr(_cells(row), row.path) for row in s.rows]
+    totals = "".join(f'<tr><th style="text-align:left">{escape(label)}</th><td style="text-align:left">'
+                     f"{escape(value)}</td></tr>" for label, value in totals_lines(s))
+    return (f'<div class="archspec-summary"><table class="archspec-layers"><caption style="text-align:left">'
+            f"<b>{escape(title)}</b></caption><thead>{head}</thead><tbody>{''.join(body)}</tbody></table>"
+            f'<table class="archspec-totals"><tbody>{totals}</tbody></table></div>')
