@@ -99,21 +99,15 @@ class Unit:
     bands: list[str] = field(default_factory=list)  # folded families, in order of appearance
 
 
-_SHORT_TYPES = {"conv2d": "conv", "linear": "fc", "maxpool2d": "maxpool", "avgpool2d": "avgpool",
-                "sumpool2d": "sumpool", "adaptive_avgpool2d": "avgpool", "global_avgpool": "global avgpool",
-                "global_maxpool": "global maxpool"}
-
-
 def _type_text(node) -> str:
     layer = lookup(node.type)
-    kp = layer.key_params(node.args) if layer is not None else ""
-    if node.type in ("conv2d", "linear"):
-        kp = kp.split(",")[0] if node.type == "conv2d" else ""
-    return f"{_SHORT_TYPES.get(node.type, node.type)} {kp}".strip()
+    if layer is None:
+        return node.type
+    return f"{layer.short_name or layer.name} {layer.label_params(node.args)}".strip()
 
 
 def _kind(node_type: str, shape) -> str:
-    if node_type == "add":
+    if lookup(node_type).glyph == "+":  # the merge drawn as a circled plus
         return "add"
     return "bar" if len(shape) <= 1 else "box"
 
@@ -149,7 +143,7 @@ def select_units(graph: Graph, depth: int | None) -> dict[str, Unit]:
             unit_of[node.path] = key
             continue
         keeps_shape = len(node.inputs) == 1 and graph.shape_of(node.inputs[0]) == node.shape
-        if len(sources) == 1 and (node.type in ("flatten", "identity") or (fam in FOLDED and keeps_shape)):
+        if len(sources) == 1 and (lookup(node.type).view or (fam in FOLDED and keeps_shape)):
             unit = units[sources[0]]
             unit.nodes.append(node)
             if fam in FOLDED and fam != unit.family and fam not in unit.bands:
