@@ -99,21 +99,15 @@ class Unit:
     bands: list[str] = field(default_factory=list)  # folded families, in order of appearance
 
 
-_SHORT_TYPES = {"conv2d": "conv", "linear": "fc", "maxpool2d": "maxpool", "avgpool2d": "avgpool",
-                "sumpool2d": "sumpool", "adaptive_avgpool2d": "avgpool", "global_avgpool": "global avgpool",
-                "global_maxpool": "global maxpool"}
-
-
 def _type_text(node) -> str:
     layer = lookup(node.type)
-    kp = layer.key_params(node.args) if layer is not None else ""
-    if node.type in ("conv2d", "linear"):
-        kp = kp.split(",")[0] if node.type == "conv2d" else ""
-    return f"{_SHORT_TYPES.get(node.type, node.type)} {kp}".strip()
+    if layer is None:
+        return node.type
+    return f"{layer.short_name or layer.name} {layer.label_params(node.args)}".strip()
 
 
 def _kind(node_type: str, shape) -> str:
-    if node_type == "add":
+    if lookup(node_type).glyph == "+":  # the merge drawn as a circled plus
         return "add"
     return "bar" if len(shape) <= 1 else "box"
 
@@ -149,7 +143,7 @@ def select_units(graph: Graph, depth: int | None) -> dict[str, Unit]:
             unit_of[node.path] = key
             continue
         keeps_shape = len(node.inputs) == 1 and graph.shape_of(node.inputs[0]) == node.shape
-        if len(sources) == 1 and (node.type in ("flatten", "identity") or (fam in FOLDED and keeps_shape)):
+        if len(sources) == 1 and (lookup(node.type).view or (fam in FOLDED and keeps_shape)):
             unit = units[sources[0]]
             unit.nodes.append(node)
             if fam in FOLDED and fam != unit.family and fam not in unit.bands:
@@ -546,15 +540,18 @@ def _branch_row(row: _Row, ps: Placed, pt: Placed, bottom: float, dx: float, dy:
         q.cx = q.x + q.d + q.t / 2
         placed.append(q)
     line_y = centre + min(q.d for q in placed) / 2
-    wire = [(ps.cx, ps.arc_y), (ps.cx, line_y), (placed[0].x, line_y)]
+    # leave a map a little right of its middle and join a merge a little left of it, so the rows
+    # of one module do not run into those of the next
+    out_x, in_x = ps.cx + 3, pt.cx - 3
+    wire = [(out_x, ps.arc_y), (out_x, line_y), (placed[0].x, line_y)]
     items.append(Line(tuple((x + dx, y + dy) for x, y in wire), stroke=colour, width=1.2))
     for q, nxt in zip(placed, placed[1:]):
         items.append(Line(((q.x + q.t + dx, line_y + dy), (nxt.x + dx, line_y + dy)), stroke=colour, width=1.2))
     last = placed[-1]
     end = pt.arc_y - 1
-    wire = [(last.x + last.t, line_y), (pt.cx, line_y), (pt.cx, end - 6)]
+    wire = [(last.x + last.t, line_y), (in_x, line_y), (in_x, end - 6)]
     items.append(Line(tuple((x + dx, y + dy) for x, y in wire), stroke=colour, width=1.2))
-    items.append(Polygon(((pt.cx + dx, end + dy), (pt.cx - 3.5 + dx, end - 7 + dy), (pt.cx + 3.5 + dx, end - 7 + dy)),
+    items.append(Polygon(((in_x + dx, end + dy), (in_x - 3.5 + dx, end - 7 + dy), (in_x + 3.5 + dx, end - 7 + dy)),
                          fill=colour))
     for q in placed:
         items.append(Group(tuple(_shift(_unit_items(q), dx, dy)), cls="branch-box",
