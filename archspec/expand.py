@@ -90,10 +90,10 @@ class _SpecExpander:
                 self.ex.problems.add(
                     f"the spec expands to more than {MAX_NODES:,} layers; archspec refuses it",
                     document.locate(("layers",)))
-        if isinstance(output, Parts):
-            self.ex.error(f"the last item ('{output.local}') gives {len(output.paths)} parts; a spec's output is "
-                          "one tensor: add an item reading one of them, or a merge of them",
-                          document.locate(("layers", len(layers) - 1)))
+            if isinstance(output, Parts):
+                self.ex.error(f"the last item ('{output.local}') gives {len(output.paths)} parts; a spec's output "
+                              "is one tensor: add an item reading one of them, or a merge of them",
+                              document.locate(("layers", len(layers) - 1)))
         self.apply_freeze(data.get("freeze"), document)
         self.ex.problems.raise_if_any()
         assert isinstance(output, str)

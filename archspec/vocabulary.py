@@ -11,7 +11,7 @@ import difflib
 import re
 from typing import Any
 
-from .layers import REGISTRY, lookup
+from .layers import REGISTRY, LayerType, lookup
 from .layers.base import _found
 
 # keys an item may carry beside its one layer, block or structure key
@@ -78,8 +78,8 @@ def _spelling(word: str) -> str:
     return re.sub(r"[\s_\-]", "", word.lower())
 
 
-def _what_it_computes(name: str) -> str:
-    doc = lookup(name).doc.strip()
+def _what_it_computes(layer: LayerType) -> str:
+    doc = layer.doc.strip()
     first = doc.split(". ")[0].rstrip(".")
     return first[:1].lower() + first[1:]
 
@@ -98,6 +98,7 @@ def unknown_kind_hint(kind: str, blocks) -> str:
     if not close:
         return "; docs/layers.md lists every layer type"
     nearest = close[0]
-    if lookup(nearest) is None:  # one of the spec's own blocks, or a structure: a misspelling
+    layer = lookup(nearest)
+    if layer is None:  # one of the spec's own blocks, or a structure: a misspelling
         return f" (did you mean '{nearest}'?)"
-    return f" (did you mean '{nearest}', which computes {_what_it_computes(nearest)}?)"
+    return f" (did you mean '{nearest}', which computes {_what_it_computes(layer)}?)"

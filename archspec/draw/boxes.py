@@ -42,7 +42,7 @@ import math
 from dataclasses import dataclass, field
 
 from ..graph import INPUT, Graph
-from ..layers import lookup
+from ..layers import lookup, lookup_known
 from ..render import count, giga, shape_text
 from ..summary import Summary
 from .scene import Circle, Curve, Group, Line, Polygon, Scene, Text, rect, text_width
@@ -107,7 +107,7 @@ def _type_text(node) -> str:
 
 
 def _kind(node_type: str, shape) -> str:
-    if lookup(node_type).glyph == "+":  # the merge drawn as a circled plus
+    if lookup_known(node_type).glyph == "+":  # the merge drawn as a circled plus
         return "add"
     return "bar" if len(shape) <= 1 else "box"
 
@@ -143,7 +143,7 @@ def select_units(graph: Graph, depth: int | None) -> dict[str, Unit]:
             unit_of[node.path] = key
             continue
         keeps_shape = len(node.inputs) == 1 and graph.shape_of(node.inputs[0]) == node.shape
-        if len(sources) == 1 and (lookup(node.type).view or (fam in FOLDED and keeps_shape)):
+        if len(sources) == 1 and (lookup_known(node.type).view or (fam in FOLDED and keeps_shape)):
             unit = units[sources[0]]
             unit.nodes.append(node)
             if fam in FOLDED and fam != unit.family and fam not in unit.bands:

@@ -54,7 +54,8 @@ class Blocks:
         return self.ex.items.expand_items(body, inner, body_kp, inputs[0], collapse_into=path)
 
     def bind_params(self, name, declared, call_args, block, doc, args_kp, where, path) -> dict | None:
-        bound, ok = {}, True
+        bound: dict[str, Any] = {}
+        ok = True
         for key in call_args:
             if key not in declared:
                 self.ex.error(f"block '{name}' has no parameter '{key}'" + did_you_mean(key, declared)

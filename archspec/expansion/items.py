@@ -47,16 +47,15 @@ class Items:
             kind, raw, options = item, None, {}
         elif isinstance(item, dict):
             kinds = [k for k in item if k not in ITEM_OPTIONS]
+            if not kinds:
+                self.ex.error("item names no layer type or block", where)
+                return FAILED
             structural = [k for k in kinds if k in STRUCTURES]
             if structural:
                 kind = structural[0]
                 extra = [k for k in kinds if k != kind and k not in STRUCTURES[kind]]
             else:
-                kind = kinds[0] if kinds else None
-                extra = kinds[1:]
-            if kind is None:
-                self.ex.error("item names no layer type or block", where)
-                return FAILED
+                kind, extra = kinds[0], kinds[1:]
             if extra:
                 allowed = sorted(set(ITEM_OPTIONS) | set(STRUCTURES.get(kind, ())))
                 for key in extra:
@@ -203,7 +202,8 @@ class Items:
         return result
 
     def visible_names(self, scope: Scope) -> list[str]:
-        names, s = [INPUT], scope
+        names: list[str] = [INPUT]
+        s: Scope | None = scope
         while s is not None:
             names.extend(s.names)
             s = s.parent
@@ -218,4 +218,4 @@ class Items:
         except (KeyError, IndexError, TypeError):
             return set()
         later = doc_items[kp[-1]:] if isinstance(doc_items, list) else []
-        return {i.get("name") for i in later if isinstance(i, dict) and isinstance(i.get("name"), str)}
+        return {i["name"] for i in later if isinstance(i, dict) and isinstance(i.get("name"), str)}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..graph import Node
-from ..layers import ShapeError, lookup
+from ..layers import ShapeError, lookup_known
 from ..loader import PathKey
 from ..vocabulary import PART_SEPARATOR, args_not_mapping
 from .scope import FAILED, Parts, Scope
@@ -18,7 +18,7 @@ class Primitives:
 
     def expand_layer(self, kind: str, raw: Any, scope: Scope, kp: PathKey, path: str,
                      inputs: list[Any], trainable: bool) -> Any:
-        layer = lookup(kind)
+        layer = lookup_known(kind)
         doc = scope.document
         where = doc.locate(kp)
         args_kp = kp + (kind,)

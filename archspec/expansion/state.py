@@ -58,16 +58,16 @@ class Expansion:
                 message = f"{exc} in {value!r}"
                 if str(exc).startswith("undefined name"):
                     name = str(exc).split("'")[1]
-                    message += did_you_mean(name, params) + (
-                        f"; defined here: {', '.join(sorted(params))}" if params else "; no parameters are defined here")
+                    message += did_you_mean(name, params) + (f"; defined here: {', '.join(sorted(params))}" if params
+                                                             else "; no parameters are defined here")
                 self.error(message, document.locate(key_path), node)
                 return FAILED
         if isinstance(value, list):
-            items = [self.evaluate(v, params, document, key_path + (i,), node) for i, v in enumerate(value)]
-            return FAILED if any(v is FAILED for v in items) else items
+            elements = [self.evaluate(v, params, document, key_path + (i,), node) for i, v in enumerate(value)]
+            return FAILED if any(v is FAILED for v in elements) else elements
         if isinstance(value, dict):
-            items = {k: self.evaluate(v, params, document, key_path + (k,), node) for k, v in value.items()}
-            return FAILED if any(v is FAILED for v in items.values()) else items
+            entries = {k: self.evaluate(v, params, document, key_path + (k,), node) for k, v in value.items()}
+            return FAILED if any(v is FAILED for v in entries.values()) else entries
         return value
 
     def check_size(self, shape: tuple[int, ...], where: Location, path: str) -> bool:

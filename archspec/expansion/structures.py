@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..graph import Group, Node
-from ..layers import ShapeError, did_you_mean, fmt_shape, lookup
+from ..layers import ShapeError, did_you_mean, fmt_shape, lookup_known
 from ..layers.base import _found
 from ..loader import PathKey
 from ..vocabulary import (DEFAULT_MERGE, ITEM_NAME_RE, NAME_RE, NO_SHORTCUT, RESIDUAL_MERGE, SHORTCUT_MESSAGE,
@@ -74,8 +74,9 @@ class Structures:
             self.ex.error("parallel needs a list of at least 2 branches, each a list of layers",
                           doc.locate(kp + ("parallel",)), path)
             return FAILED
-        if len(branches) > lookup(merge).max_inputs:
-            self.ex.error(f"merge: {merge} takes at most {lookup(merge).max_inputs} branches, found {len(branches)}",
+        most = lookup_known(merge).max_inputs
+        if len(branches) > most:
+            self.ex.error(f"merge: {merge} takes at most {most} branches, found {len(branches)}",
                           doc.locate(kp + ("merge",)), path)
             return FAILED
         if len(inputs) != 1 or inputs[0] is FAILED:
@@ -119,7 +120,7 @@ class Structures:
         if any(s is None for s in shapes):
             self.ex.shapes[path] = None
             return path
-        layer = lookup(merge)
+        layer = lookup_known(merge)
         args, _ = layer.coerce_args({})
         try:
             shape = layer.output_shape(args, shapes)

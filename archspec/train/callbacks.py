@@ -51,7 +51,7 @@ class PeriodicCheckpoints(Callback):
     """``checkpoint_every`` N epochs: the weights as ``epoch-N.safetensors`` (with the run's metadata,
     so evaluate, predict and inspect read them), keeping only the last ``keep_last`` (0: all)."""
 
-    def __init__(self, folder, every: int, keep_last: int, save: Callable[[Any, Any], None]):
+    def __init__(self, folder, every: int, keep_last: int, save: Callable[[Any, Any], object]):  # its result unused
         self.folder, self.every, self.keep_last, self.save = folder, every, keep_last, save
 
     def on_epoch_end(self, trainer, row):

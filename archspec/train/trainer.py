@@ -14,7 +14,7 @@ import contextlib
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, TypedDict
 
 import torch
 import torch.nn.functional as F
@@ -102,6 +102,12 @@ def make_loss(config: TrainConfig, classes: int, outputs_are_logits: bool) -> Ca
     return lambda out, y: F.mse_loss(out.float(), one_hot(y))
 
 
+class TallyFigures(TypedDict):
+    loss: float
+    acc: float
+    top_k: float | None  # None when no top-k is reported
+
+
 @dataclass
 class Tally:
     """Sums over an epoch, kept on the device so the loop never waits for a number."""
@@ -145,7 +151,7 @@ class Tally:
             self.loss_sum, self.correct, self.correct_k, count = packed.unbind()
             self.count = int(count.item())
 
-    def results(self) -> dict[str, float | None]:
+    def results(self) -> TallyFigures:
         n = max(self.count, 1)
         return {"loss": float(self.loss_sum) / n, "acc": float(self.correct) / n,
                 "top_k": float(self.correct_k) / n if self.top_k > 1 else None}
@@ -399,7 +405,7 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         self.monitor = Monitor.for_config(config)  # which epoch is best, and how long since it improved
         self.top_k = reported_top_k(config, self.classes)
-        self.log_every = config.log_every if config.log_every != "auto" else (
+        self.log_every = config.log_every if isinstance(config.log_every, int) else (
             1 if hardware.device.type == "cpu" else 20)  # a reading of the running figures waits for the device
         self.stop_reason: str | None = None  # set by stop(), from a callback
         self.batch: tuple[torch.Tensor, torch.Tensor] | None = None  # the latest training batch
@@ -489,7 +495,7 @@ class Trainer:
 
     def _patience_spent(self) -> bool:
         es = self.config.early_stopping
-        return bool(es) and self.monitor.bad_epochs >= es.patience
+        return es is not None and self.monitor.bad_epochs >= es.patience
 
     def _early_stop_text(self, epoch: int) -> str:
         return (f"early stopping at epoch {epoch}: {self.monitor.metric} has not improved "
@@ -628,7 +634,7 @@ class Trainer:
                 loss = self.loss_fn(outputs, labels)
             tally.add(loss, outputs.float(), labels, confusion=confusion)
         tally.reduce()
-        figures: dict[str, Any] = tally.results()
+        figures: dict[str, Any] = dict(tally.results())
         if confusion:
             figures["confusion"] = tally.confusion.cpu().tolist()
             figures["count"] = tally.count
