@@ -36,6 +36,11 @@ STRUCTURES = {  # structural item key -> the keys that may accompany it
     "parallel": {"merge"},
     "residual": {"shortcut"},
 }
+BARE_STRUCTURE_HINTS = {
+    "repeat": "a count and a body: {repeat: 2, body: [...]}",
+    "parallel": "its branches, each a list of layers: {parallel: [[...], [...]]}",
+    "residual": "its main path, a list of layers: {residual: [...]}",
+}
 PARAM_TYPES = {
     "int": (int,),
     "float": (int, float),
@@ -206,6 +211,10 @@ class _Expander:
                     f"the spec expands to more than {MAX_NODES:,} layers; archspec refuses it",
                     document.locate(("layers",)))
         self.apply_freeze(data.get("freeze"), document)
+        name = data.get("name")
+        if isinstance(name, str) and (not name.strip() or not name.isprintable()):
+            self.error("name: expected a non-empty name without control characters (it titles diagrams and "
+                       "names the run folder)", document.locate(("name",)))
         self.problems.raise_if_any()
         assert isinstance(output, str)
         return Graph(
@@ -217,7 +226,7 @@ class _Expander:
             params=params,
             doc=str(data.get("doc") or ""),
             source=str(data.get("source") or ""),
-            metadata=dict(data.get("metadata") or {}),
+            metadata=dict(data["metadata"]) if isinstance(data.get("metadata"), dict) else {},
             file=self.spec.file,
         )
 
@@ -317,6 +326,9 @@ class _Expander:
     def expand_item(self, item: Any, scope: Scope, kp: PathKey, current: Any, path: str | None) -> Any:
         doc = scope.document
         where = doc.locate(kp)
+        if isinstance(item, str) and item in STRUCTURES:
+            self.error(f"'{item}' needs {BARE_STRUCTURE_HINTS[item]}", where)
+            return FAILED
         if isinstance(item, str):
             kind, raw, options = item, None, {}
         elif isinstance(item, dict):

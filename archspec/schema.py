@@ -254,8 +254,9 @@ def _problem(document: Document, error) -> Problem:
     if message:
         return Problem(message, where)
     found = _found(error.instance)
-    if v == "type" and path == ():
-        return Problem(f"a spec is a YAML mapping (archspec: 1, input: [...], layers: [...]), found {found}", where)
+    if v == "type" and path == ():  # the file's kind only: its text may not be a spec at all, nor meant to be shown
+        kind = type(error.instance).__name__.replace("str", "text").replace("list", "a list").replace("NoneType", "nothing")
+        return Problem(f"a spec is a YAML mapping (archspec: 1, input: [...], layers: [...]), found {kind}", where)
     if v == "type":
         if len(path) > 1 and isinstance(path[-1], str) and isinstance(path[-2], int) and lookup(path[-1]):
             return Problem(args_not_mapping(path[-1], error.instance), where)  # conv2d: 16

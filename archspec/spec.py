@@ -12,6 +12,8 @@ from pathlib import Path
 from .errors import ArchspecError, Collector, Location
 from .loader import MAX_IMPORT_DEPTH, Document, PathKey, parse_yaml, read_document
 from . import zoo
+
+IMPORT_SUFFIXES = {".yaml", ".yml"}
 from .layers import lookup
 
 
@@ -112,6 +114,10 @@ def _collect_blocks(spec: Spec, document: Document, problems: Collector, stack: 
             where = document.locate(("imports", i))
             if not isinstance(entry, str):
                 continue  # the schema check reports the wrong type
+            if Path(entry).suffix.lower() not in IMPORT_SUFFIXES:
+                # only YAML files are read: a spec cannot make archspec open (and quote) any other file
+                problems.add(f"cannot import '{entry}': imports are block libraries in .yaml or .yml files", where)
+                continue
             target = (here / entry).resolve()
             chain = stack + ((document.path,) if document.path else ())
             if target in chain or target == document.path:

@@ -84,8 +84,11 @@ def train(spec, data, val_data, test_data, epochs, batch_size, lr, optimizer, sc
     progress = RichProgress(console()) if sys.stdout.isatty() else PlainProgress()
     try:
         outcome = session.train(spec, options, parse_overrides(overrides), config_file, resume, progress)
-    except Interrupted as exc:
+    except Interrupted as exc:  # Ctrl-C or SIGTERM: saved, with the command that resumes
         report(exc)
+        sys.exit(128 + getattr(exc, "signal", 2))
+    except KeyboardInterrupt:  # a second Ctrl-C while the first was being handled
+        click.echo("error: interrupted again while saving; the last checkpoint is whole", err=True)
         sys.exit(130)
     if outcome.test:
         t = outcome.test

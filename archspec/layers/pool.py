@@ -15,11 +15,14 @@ class WindowPool(WindowLayer):
     args = {**window_args(pool=True)}
 
     def output_shape(self, a, inputs):
-        padding, kernel = a["padding"], a["kernel"]
-        if isinstance(padding, tuple):
-            for k, p in zip((kernel[0], kernel[0], kernel[1], kernel[1]), padding):
-                if p * 2 > k:
-                    raise ShapeError(f"padding {p} is more than half the kernel {kernel[0]}×{kernel[1]}")
+        kernel, _, dilation, before, after = self.geometry(a, inputs[0])
+        # torch pools pad by at most half the (dilated) window; more would leave windows of padding only
+        for axis in range(2):
+            k_eff = dilation[axis] * (kernel[axis] - 1) + 1
+            for p in (before[axis], after[axis]):
+                if p * 2 > k_eff:
+                    named = f"padding {a['padding']} pads {p}" if isinstance(a["padding"], str) else f"padding {p}"
+                    raise ShapeError(f"{named}, more than half the kernel {kernel[0]}×{kernel[1]}")
         if a["rounding"] == "ceil" and self.torch_padding(a, inputs[0])[0] is None:
             # torch's ceil mode has no asymmetric form, so the compiled model could not agree
             raise ShapeError("rounding: ceil needs symmetric padding (this padding is uneven); "
