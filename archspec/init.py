@@ -40,7 +40,7 @@ def schema() -> dict:
 
 def parse(value: Any) -> tuple[str, dict[str, Any]]:
     """``"kaiming"`` or ``{"normal": {"std": 0.02}}`` -> (scheme, full arguments); ValueError if wrong."""
-    from .layers.base import did_you_mean
+    from .text import did_you_mean
 
     if isinstance(value, dict) and len(value) == 1:
         (name, given), = value.items()

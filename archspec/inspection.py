@@ -1,4 +1,4 @@
-"""What the filters and layers of a network see: the pictures that close the lecture (issue 6).
+"""What the filters and layers of a network see: filters, feature maps and top patches (Zeiler & Fergus, 2014).
 
 Four pictures, each a grid of tiles (``draw/tiles.py``):
 
@@ -28,7 +28,7 @@ from typing import Any, Sequence
 from .errors import ArchspecError, Location, UsageError
 from .weights import WeightsInfo, read_info
 from .graph import INPUT, Graph
-from .layers.base import did_you_mean
+from .text import did_you_mean
 
 MAX_IMAGE_PIXELS = 64_000_000  # refused before decoding: a decompression bomb stops here
 SAMPLES = {"china": "china.jpg", "flower": "flower.jpg"}  # scikit-learn's bundled photos, no download
@@ -45,10 +45,10 @@ def _execution_order(info: WeightsInfo) -> dict[str, int] | None:
     """Each node path's position in the run's spec, when the metadata names a spec that still loads."""
     if not info.spec:
         return None
-    from . import api
+    from . import pipeline
 
     try:
-        graph = api.expand(info.spec, dict(info.params))
+        graph = pipeline.expand(info.spec, dict(info.params))
     except ArchspecError:
         return None
     return {node.path: i for i, node in enumerate(graph.nodes)}
@@ -163,13 +163,13 @@ def _load_model(spec, weights, params: dict[str, Any] | None) -> _Loaded:
     """Compile ``spec`` (with the run's --set overrides, then ``params``) and load ``weights`` strictly."""
     import torch
 
-    from . import api
+    from . import pipeline
     from .compiler import compile_graph
     from .weights import load_weights
 
     info = read_info(weights) if weights is not None else None
     merged = {**(info.params if info else {}), **(params or {})}
-    graph = api.expand(spec, merged)
+    graph = pipeline.expand(spec, merged)
     if info and info.input and tuple(info.input) != tuple(graph.input_shape):
         raise ArchspecError(f"these weights were trained on inputs of {'×'.join(map(str, info.input))}, the spec "
                             f"takes {'×'.join(map(str, graph.input_shape))} (pass the run's --set options?)",
@@ -583,14 +583,14 @@ def apply_filters(spec, image: Any = "sample", output: str | os.PathLike | None 
     """
     import torch
 
-    from . import api
+    from . import pipeline
     from .compiler import compile_graph
     from .draw.tiles import check_output
     from .infer import infer
 
     if output is not None:
         check_output(output)
-    graph = api.expand(spec, params or {})
+    graph = pipeline.expand(spec, params or {})
     learned = [f.node for f in infer(graph).figures
                if f.params.total > 0 and not (f.node.type == "conv2d" and f.node.args.get("weights") is not None)]
     if learned:

@@ -1,15 +1,15 @@
-"""Hand-picked convolution kernels, by name, for conv2d's ``weights:`` (seeds 003 and 004).
+"""Hand-picked convolution kernels, by name, for conv2d's ``weights:`` (Sobel, Prewitt, Laplacian, line detectors, blurs).
 
 Deep-learning "convolution" is cross-correlation: these kernels are applied as written, not
 flipped. So ``vertical_edge`` ([1 0 -1] on each row) gives +30 on a bright-to-dark step from
-10 to 0, as in the lecture's worked example.
+10 to 0, as in the edge-detection example of A. Ng's Convolutional Neural Networks course (deeplearning.ai).
 """
 from __future__ import annotations
 
 from typing import Any
 
 KERNELS: dict[str, list[list[float]]] = {
-    # edges (seed 003): bright-to-dark transitions give positive responses
+    # edges: bright-to-dark transitions give positive responses
     "vertical_edge": [[1, 0, -1], [1, 0, -1], [1, 0, -1]],
     "horizontal_edge": [[1, 1, 1], [0, 0, 0], [-1, -1, -1]],
     "sobel_x": [[1, 0, -1], [2, 0, -2], [1, 0, -1]],
@@ -46,7 +46,7 @@ def resolve(value: Any) -> list[list[list[float]]]:
 
     Raises ValueError with a message naming what is wrong.
     """
-    from .layers.base import did_you_mean
+    from .text import did_you_mean
 
     if isinstance(value, str) or is_matrix(value):
         value = [value]

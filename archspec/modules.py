@@ -36,7 +36,7 @@ class PaddedMaxPool2d(nn.MaxPool2d):
 
 
 class SumPool2d(nn.Module):
-    """Sum over each window (average pooling without the division), seed 000's sum pooling."""
+    """Sum over each window (average pooling without the division) (sum pooling)."""
 
     def __init__(self, kernel_size, stride, pad: tuple[int, int, int, int], ceil_mode: bool = False):
         super().__init__()

@@ -1,4 +1,4 @@
-"""Presentation of a Summary: rich table, markdown, CSV, JSON and the lecture-style --explain.
+"""Presentation of a Summary: rich table, markdown, CSV, JSON and the --explain arithmetic (as CS231n's VGGNet table).
 
 Everything here reads the raw numbers of ``summary.py``; nothing here computes a figure.
 """
@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from typing import TYPE_CHECKING
 
 from rich import box
 from rich.console import Group
@@ -14,7 +15,9 @@ from rich.table import Table
 
 from .graph import INPUT
 from .layers import lookup
-from .summary import Summary
+
+if TYPE_CHECKING:  # annotations only: summary.py delegates its rendering here
+    from .summary import Summary
 
 FORMATS = ("table", "markdown", "csv", "json")
 
@@ -25,7 +28,7 @@ def count(n: int) -> str:
 
 
 def short(n: float) -> str:
-    """The lecture's rounding: 4096 stays, 150,528 -> 150K, 3,211,264 -> 3.2M (2 significant digits)."""
+    """CS231n's rounding: 4096 stays, 150,528 -> 150K, 3,211,264 -> 3.2M (2 significant digits)."""
     if n < 10_000:
         return str(n)
     for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
@@ -149,7 +152,7 @@ def to_json(s: Summary) -> str:
 # ------------------------------------------------------------------ --explain
 
 def _slide_shape(shape) -> str:
-    """The lecture writes H x W x C: [224x224x64]; flat tensors as [1x1xN]."""
+    """CS231n writes H x W x C: [224x224x64]; flat tensors as [1x1xN]."""
     if len(shape) == 3:
         c, h, w = shape
         return f"{h}x{w}x{c}"
@@ -174,7 +177,7 @@ def _product(dims) -> str:
 
 
 def explain_lines(s: Summary) -> list[str]:
-    """One line per layer with the arithmetic behind each figure, as seed 000's VGG slide.
+    """One line per layer with the arithmetic behind each figure, as the VGGNet table of the CS231n course notes (Stanford).
 
     ``CONV3-64: [224x224x64] memory: 224*224*64=3.2M weights: (3*3*3)*64 = 1,728 bias: 64``
     Memory is per sample, as on the slide; MACs are added where a layer has any.
@@ -211,3 +214,35 @@ def explain_lines(s: Summary) -> list[str]:
             line += f"  MACs: {_product(dims)}*{f.macs // _numel(shape)} = {count(f.macs)}"
         lines.append(line)
     return lines
+
+
+# ------------------------------------------------------------------ HTML (notebooks, archspec view)
+
+_NUMERIC = ("Params", "Activations", "MACs", "RF")
+
+
+def to_html(s: Summary, row_ids: bool = False) -> str:
+    """The per-layer table and the totals as one HTML fragment (a notebook's display of a Summary).
+
+    Self-contained: the few styles it needs are inline, so it reads the same in Jupyter, in VS Code
+    and in ``archspec view``; ``row_ids`` gives each row the id ``row-<path>``.
+    """
+    from html import escape
+
+    def cells(values, tag="td"):
+        return "".join(f'<{tag} style="text-align:{"right" if c in _NUMERIC else "left"}">{escape(v)}</{tag}>'
+                       for c, v in zip(COLUMNS, values))
+
+    def tr(values, path):
+        rid = f' id="row-{escape(path)}"' if row_ids else ""
+        return f"<tr{rid}>{cells(values)}</tr>"
+
+    title = f"{s.name} — input {shape_text(s.input)}, batch {s.batch}, {s.dtype}"
+    head = "<tr>" + "".join(f'<th style="text-align:{"right" if c in _NUMERIC else "left"}">{escape(c)}</th>'
+                            for c in COLUMNS) + "</tr>"
+    body = [tr(_input_cells(s), INPUT)] + [tr(_cells(row), row.path) for row in s.rows]
+    totals = "".join(f'<tr><th style="text-align:left">{escape(label)}</th><td style="text-align:left">'
+                     f"{escape(value)}</td></tr>" for label, value in totals_lines(s))
+    return (f'<div class="archspec-summary"><table class="archspec-layers"><caption style="text-align:left">'
+            f"<b>{escape(title)}</b></caption><thead>{head}</thead><tbody>{''.join(body)}</tbody></table>"
+            f'<table class="archspec-totals"><tbody>{totals}</tbody></table></div>')

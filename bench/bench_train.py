@@ -6,7 +6,7 @@ Each round times one epoch of each side, which goes first alternating, after a w
 median images/s of each side and their ratio (archspec / plain, higher is better).
 
     python bench/bench_train.py                                   # CPU, LeNet-5 on 32x32
-    python bench/bench_train.py --spec mnist_cnn.yaml             # CPU, the lecture's Keras CNN
+    python bench/bench_train.py --spec mnist_cnn.yaml             # CPU, a Keras course's MNIST CNN
     python bench/bench_train.py --spec resnet50.yaml --device cuda --precision bf16 --channels-last \
         --images 4096 --batch 128 --set classes=10                # the GPU run in docs/performance.md
 """

@@ -1,7 +1,7 @@
 """The compiled zoo computes what the hand-written PyTorch models compute.
 
 The reference models below are plain ``nn.Module`` classes written here from the published
-layouts (the Keras MNIST net of the lecture; torchvision's VGG-16, ResNet-18 and GoogLeNet
+layouts (a course's Keras MNIST net; torchvision's VGG-16, ResNet-18 and GoogLeNet
 without aux heads), not from archspec. archspec's module's state_dict is copied into the
 reference entry by entry, in order: the shapes must pair up one by one, which by itself checks
 the layer order. Then both run in eval mode on the same random input and must agree to float32
@@ -24,7 +24,7 @@ import archspec  # noqa: E402
 
 
 class MnistCNN(nn.Module):
-    """The Keras net of the lecture: Conv2D(16, 3) relu, MaxPool2D, Conv2D(32, 3) relu, MaxPool2D,
+    """A course's Keras MNIST net: Conv2D(16, 3) relu, MaxPool2D, Conv2D(32, 3) relu, MaxPool2D,
     Flatten, Dense(32) relu, Dense(10) softmax, on 1x28x28 (channels first here)."""
 
     def __init__(self):

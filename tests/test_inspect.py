@@ -1,4 +1,4 @@
-"""What filters and layers see (issue 6): filters, feature maps, top patches, fixed kernels on images.
+"""What filters and layers see : filters, feature maps, top patches, fixed kernels on images.
 
 Weights come from ``archspec.build`` + ``save_weights`` (never from the trainer); every number
 that a test compares with is recomputed here with plain torch, not taken from archspec.inspection.
@@ -305,8 +305,8 @@ def test_dense_units_show_whole_images(net):
 # ---------------------------------------------------------------- 4. fixed kernels on an image
 
 
-def test_apply_vertical_edge_gives_the_lectures_0_30_30_0(spec_file):
-    image = np.array([[10, 10, 10, 0, 0, 0]] * 6, dtype=float)  # seed 003's 6x6 image
+def test_apply_vertical_edge_gives_0_30_30_0(spec_file):
+    image = np.array([[10, 10, 10, 0, 0, 0]] * 6, dtype=float)  # the 6x6 image of A. Ng's Convolutional Neural Networks course (deeplearning.ai)
     applied = ins.apply_filters(FILTERS / "edges.yaml", image, params={"height": 6, "width": 6})
     assert applied.labels == ["vertical_edge", "horizontal_edge"]
     assert applied.outputs[0].tolist() == [[0, 30, 30, 0]] * 4
@@ -314,7 +314,7 @@ def test_apply_vertical_edge_gives_the_lectures_0_30_30_0(spec_file):
 
 
 def test_apply_cli_on_a_png_shows_the_edge_band(tmp_path, invoke):
-    image = grey_image(tmp_path / "seed003.png", [[10, 10, 10, 0, 0, 0]] * 6)
+    image = grey_image(tmp_path / "step6x6.png", [[10, 10, 10, 0, 0, 0]] * 6)
     out = tmp_path / "edges.png"
     args = ("apply", str(FILTERS / "edges.yaml"), str(image), "--set", "height=6", "--set", "width=6")
     result = invoke(*args, "-o", str(out))

@@ -1,6 +1,6 @@
-"""Named fixed kernels for conv2d's ``weights:`` and the lecture's worked examples (seeds 001, 003).
+"""Named fixed kernels for conv2d's ``weights:`` and worked examples from courses (an edge detector, a batch-norm exercise).
 
-Every expected number here is copied from the lecture or computed by formula / plain Python in
+Every expected number here is copied from the course or computed by formula / plain Python in
 the test itself, never taken from archspec.
 """
 from __future__ import annotations
@@ -59,10 +59,10 @@ def assert_close(actual, expected, tol=1e-9):
             assert abs(a - e) <= tol, (actual, expected)
 
 
-# ---------------------------------------------------------------- the lecture's worked examples
+# ---------------------------------------------------------------- worked examples from courses
 
-def test_seed003_vertical_edge_detector(spec_file):
-    # Seed 003: a 6x6 image, bright (10) on the left half, dark (0) on the right.
+def test_course_vertical_edge_detector(spec_file):
+    # A. Ng's Convolutional Neural Networks course (deeplearning.ai): a 6x6 image, bright (10) on the left half, dark (0) on the right.
     image = [[10, 10, 10, 0, 0, 0] for _ in range(6)]
     module = archspec.build(single_conv(spec_file, "{out: 1, kernel: 3, weights: vertical_edge}"))
     (out,) = run(module, image)
@@ -123,7 +123,7 @@ def test_7x7_stride2_explicit_kernel(spec_file):
     assert out == true_result
 
 
-def test_seed001_batchnorm_exercise(spec_file):
+def test_course_batchnorm_exercise(spec_file):
     path = spec_file("""
         archspec: 1
         name: bn

@@ -1,7 +1,6 @@
 """Stage 1, the YAML loader: source marks, refusals of unsafe or oversized input, located messages."""
 from __future__ import annotations
 
-import time
 import tracemalloc
 
 import pytest
@@ -250,15 +249,12 @@ def test_alias_bomb_is_refused_quickly_without_allocating():
     text = billion_laughs(9)  # 9**9 = 387 million strings once expanded
     tracemalloc.start()
     try:
-        start = time.perf_counter()
         with pytest.raises(LimitError) as info:
             parse_yaml(text, "bomb.yaml")
-        elapsed = time.perf_counter() - start
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert elapsed < 1.0
-    assert peak < 5 * 1024 * 1024
+    assert peak < 5 * 1024 * 1024  # the work is bounded by what is allocated, not timed
     assert str(info.value) == (f"bomb.yaml:1:1: error: document expands to more than {MAX_EXPANDED_NODES:,} "
                                "YAML nodes (aliases included); archspec refuses it")
 
@@ -271,9 +267,13 @@ def test_a_few_aliases_are_fine():
 def test_alias_bomb_through_the_api_is_a_located_problem(spec_file):
     path = spec_file("archspec: 1\ninput: [3, 8, 8]\nlayers: [relu]\nmetadata:\n"
                      + "".join("  " + line + "\n" for line in billion_laughs(9).splitlines()))
-    start = time.perf_counter()
-    problems = archspec.validate(path)
-    assert time.perf_counter() - start < 1.0
+    tracemalloc.start()
+    try:
+        problems = archspec.validate(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 20 * 1024 * 1024
     assert len(problems) == 1 and "more than 100,000 YAML nodes" in problems[0].message
 
 
@@ -290,9 +290,13 @@ def test_recursive_alias_is_refused(text, where):
 
 
 def test_deep_nesting_is_refused_at_the_place_it_goes_too_deep():
-    start = time.perf_counter()
-    err = error_of("a: " + "[" * 100_000 + "]" * 100_000 + "\n")
-    assert time.perf_counter() - start < 1.0
+    tracemalloc.start()
+    try:
+        err = error_of("a: " + "[" * 100_000 + "]" * 100_000 + "\n")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 20 * 1024 * 1024  # refused where it goes too deep, not after building it all
     assert isinstance(err, LimitError)
     assert str(err) == f"f.yaml:1:{4 + MAX_NESTING - 1}: error: YAML is nested more than {MAX_NESTING} levels deep; archspec refuses it"
 

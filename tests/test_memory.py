@@ -18,7 +18,7 @@ fused kernel, ``torch.native_dropout``). On a CPU (and on meta) ``nn.Dropout`` m
 float noise tensor and keeps that: 4 bytes per element. The 5% assertion compares the summary
 with the module running the GPU's kernel; the module as compiled, on the CPU, must then keep
 exactly 3 more bytes per dropped-out element, no more (a second assertion). For most specs that
-is well under 1%; for seed_cnn27, whose dropouts follow its convolutions, the CPU keeps 22% more
+is well under 1%; for cnn27, whose dropouts follow its convolutions, the CPU keeps 22% more
 than the summary says (docs/memory.md has the table; ``python tests/test_memory.py`` prints it).
 """
 from __future__ import annotations
@@ -173,7 +173,7 @@ def test_meta_storages_have_identities_and_sizes():
     assert torch.empty(7, dtype=torch.bool, device="meta").untyped_storage().nbytes() == 7
 
 
-@pytest.mark.parametrize("name", ["mnist_cnn", "lenet5", "cnn32", "seed_cnn27", "alexnet", "resnet18",
+@pytest.mark.parametrize("name", ["mnist_cnn", "lenet5", "cnn32", "cnn27", "alexnet", "resnet18",
                                   "googlenet"])
 def test_meta_measures_what_the_cpu_measures(name):
     """Real CPU passes save the same storages as meta ones (every layer type of the zoo is here)."""
@@ -184,7 +184,7 @@ def test_meta_measures_what_the_cpu_measures(name):
     assert on_cpu == measure_saved(meta_module(name), torch.empty(batch, *shape, device="meta"))
 
 
-@pytest.mark.parametrize("name", ["seed_cnn27", "alexnet"])
+@pytest.mark.parametrize("name", ["cnn27", "alexnet"])
 def test_meta_measures_what_the_cpu_measures_with_the_gpu_dropout_kernel(name):
     batch = 2
     shape = archspec.expand(name).input_shape
@@ -220,7 +220,7 @@ def test_saved_bytes_match_autograd(name, batch):
 
 
 def test_dropout_mask_matters_only_where_dropout_follows_convolutions():
-    big = measure("seed_cnn27", 1)
+    big = measure("cnn27", 1)
     assert big["analytic"] / big["cpu_kernel"] < 0.85  # five dropouts over conv feature maps
     vgg = measure("vgg16", 1)
     assert vgg["analytic"] / vgg["cpu_kernel"] > 0.999  # two dropouts over 4096 features
@@ -232,14 +232,14 @@ def test_inference_peak_is_a_floor(name):
     freed after its last reader. Some layers make temporaries it does not count (batch norm's
     per-channel statistics, a few hundred bytes; the zero-padded copy before an asymmetric
     'same' convolution, as big as a feature map). So the figure is a floor; for every zoo spec
-    but seed_cnn27 (padded copies) the real peak is within 0.1% of it."""
+    but cnn27 (padded copies) the real peak is within 0.1% of it."""
     batch = 2
     analytic = archspec.summarize(name, batch=batch).totals.forward_peak_bytes
     measured = measure_forward_peak(name, batch)
     print(f"{name}: inference peak analytic {analytic:,} B, measured {measured:,} B "
           f"(ratio {analytic / measured:.4f})")
     assert analytic <= measured
-    if name == "seed_cnn27":
+    if name == "cnn27":
         assert measured > 1.1 * analytic  # the padded copies of its stride-2 'same' convolutions
     else:
         assert measured - analytic <= 0.001 * measured

@@ -1,5 +1,5 @@
 """The Summary: totals arithmetic, batch and dtype scaling, --depth collapsing, to_dict()'s keys,
-and the Keras MNIST network of the lecture with its model.summary() figures."""
+and a course's Keras MNIST network with its model.summary() figures."""
 from __future__ import annotations
 
 import math
@@ -10,7 +10,7 @@ import archspec
 from archspec.errors import UsageError
 from archspec.infer import DTYPE_BYTES
 from archspec.summary import OPTIMIZER_SLOTS
-from lecture_facts import KERAS_MNIST_SUMMARY
+from course_facts import KERAS_MNIST_SUMMARY
 
 MNIST = """
 archspec: 1

@@ -7,7 +7,8 @@ import pytest
 
 from archspec import api
 from archspec.errors import SpecError, UsageError
-from archspec.train.config import TrainConfig, check_options, read_options_file, resolve, train_schema
+from archspec.train.config import TrainConfig, check_options, resolve, train_schema
+from archspec.train.options_file import read_options_file
 
 
 def test_schema_covers_every_option():

@@ -1,4 +1,4 @@
-"""The run pictures: learning curves (the lecture's Plot()) and the confusion matrix.
+"""The run pictures: learning curves (Keras-style history plots) and the confusion matrix.
 
 The SVG is the same scene as the PNG, so its elements are counted to check what was drawn: one
 polyline per unbroken run of a series, one cell per (true, predicted) pair.

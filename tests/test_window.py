@@ -1,4 +1,4 @@
-"""Sliding-window arithmetic: seed 000's output-size formula, the padding modes, torch's
+"""Sliding-window arithmetic: the textbook output-size formula, the padding modes, torch's
 ceil_mode, and receptive fields (sizes, jumps and where the first field is centred)."""
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from archspec.layers.window import resolve_padding, window_size
 from fuzzing import fuzz
 
 
-def seed000(H: int, K: int, P_top: int, P_bottom: int, S: int) -> int:
-    """H'' = 1 + floor((H - H' + P_top + P_bottom) / S), as the lecture writes it."""
+def textbook_size(H: int, K: int, P_top: int, P_bottom: int, S: int) -> int:
+    """H'' = 1 + floor((H - H' + P_top + P_bottom) / S), as CS231n writes it."""
     return 1 + math.floor((H - K + P_top + P_bottom) / S)
 
 
@@ -39,7 +39,7 @@ WORKED = [
 
 @pytest.mark.parametrize("H, K, top, bottom, S, expected", WORKED)
 def test_output_size_formula(H, K, top, bottom, S, expected):
-    assert seed000(H, K, top, bottom, S) == expected
+    assert textbook_size(H, K, top, bottom, S) == expected
     assert window_size(H, K, S, top, bottom, ceil=False) == expected
 
 
@@ -56,7 +56,7 @@ def test_layer_uses_the_formula(H, K, top, bottom, S, expected):
        S=st.integers(1, 5), D=st.integers(1, 3))
 def test_formula_with_dilation(H, K, top, bottom, S, D):
     k_eff = D * (K - 1) + 1  # H' of a dilated kernel
-    expected = seed000(H, k_eff, top, bottom, S) if H + top + bottom >= k_eff else 0
+    expected = textbook_size(H, k_eff, top, bottom, S) if H + top + bottom >= k_eff else 0
     assert window_size(H, k_eff, S, top, bottom, ceil=False) == expected
 
 

@@ -2,7 +2,7 @@
 
 The ImageNet figures are torchvision's published ones (parameters exactly, GMACs at 224×224 to
 two decimals, counting conv and linear multiply-accumulates only); the small networks are
-checked layer by layer against the Keras code and model.summary() of the lecture seeds.
+checked layer by layer against the Keras code and model.summary() of the courses they come from.
 Analysis only: this file never imports torch.
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pytest
 import archspec
 from archspec import zoo
 from archspec.render import to_markdown
-from lecture_facts import KERAS_MNIST_SUMMARY
+from course_facts import KERAS_MNIST_SUMMARY
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT / "specs"
@@ -65,7 +65,7 @@ def keras_layers(summary) -> list[tuple[str, tuple[int, ...], int]]:
 
 def test_the_zoo_is_the_specs_folder():
     assert ZOO == zoo.names()
-    expected = {"lenet5", "mnist_cnn", "cnn32", "seed_cnn27", "alexnet", "vgg11", "vgg16", "vgg19", "vgg16_bn",
+    expected = {"lenet5", "mnist_cnn", "cnn32", "cnn27", "alexnet", "vgg11", "vgg16", "vgg19", "vgg16_bn",
                 "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "googlenet"}
     assert expected <= set(ZOO)
 
@@ -150,7 +150,7 @@ def test_lenet5():
 def test_mnist_cnn_matches_the_keras_summary():
     s = archspec.summarize("mnist_cnn")
     assert s.totals.params == 30_762
-    # seed 002's model.summary(), shapes written (C, H, W) instead of Keras' (H, W, C)
+    # the course's model.summary(), shapes written (C, H, W) instead of Keras' (H, W, C)
     assert keras_layers(s) == KERAS_MNIST_SUMMARY
 
 
@@ -166,8 +166,8 @@ def test_cnn32_matches_the_keras_model():
     ]
 
 
-def test_seed_cnn27_has_27_keras_layers():
-    s = archspec.summarize("seed_cnn27")
+def test_cnn27_has_27_keras_layers():
+    s = archspec.summarize("cnn27")
     assert s.input == (3, 128, 512)
     layers = keras_layers(s)
     assert len(layers) == 27  # "Creates a CNN of 27 layers" (after the Input)
@@ -185,8 +185,8 @@ def test_seed_cnn27_has_27_keras_layers():
     assert s.totals.buffers == 2_944 + 5  # + one num_batches_tracked per torch BatchNorm
 
 
-def test_seed_cnn27_keras_arguments():
-    graph = archspec.expand("seed_cnn27")
+def test_cnn27_keras_arguments():
+    graph = archspec.expand("cnn27")
     by_type = {}
     for node in graph.nodes:
         by_type.setdefault(node.type, []).append(node.args)
@@ -195,7 +195,7 @@ def test_seed_cnn27_keras_arguments():
     assert all(a["negative_slope"] == pytest.approx(0.3) for a in by_type["leaky_relu"])
     assert all(a["p"] == pytest.approx(0.25) for a in by_type["dropout"])
     assert [node.type for node in graph.nodes][-2:] == ["sigmoid", "softmax"]
-    assert archspec.summarize("seed_cnn27", classes=5).rows[-1].output_shape == (5,)
+    assert archspec.summarize("cnn27", classes=5).rows[-1].output_shape == (5,)
 
 
 # ---------------------------------------------------------------- (3) golden summaries

@@ -39,7 +39,7 @@ def validate(specs, overrides):
 @click.option("--depth", "-d", type=click.IntRange(0), default=None, help="Collapse blocks below this depth.")
 @click.option("--optimizer", type=click.Choice(list(OPTIMIZER_SLOTS)), default="adam", show_default=True,
               help="Optimizer whose state the training-memory estimate includes.")
-@click.option("--explain", is_flag=True, help="Show each figure's arithmetic, as the lecture slide does.")
+@click.option("--explain", is_flag=True, help="Show each figure's arithmetic, as CS231n's VGGNet table does.")
 @click.option("--format", "-f", "fmt", type=click.Choice(["table", "markdown", "csv", "json"]), default="table",
               show_default=True)
 @set_option

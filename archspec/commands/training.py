@@ -26,16 +26,37 @@ class BatchSize(click.ParamType):
         return number
 
 
-def _without_devices(argv: list[str]) -> list[str]:
+LAUNCH_OPTIONS = ("--devices", "--nodes", "--node-rank", "--master", "--max-restarts", "--run-id")
+
+
+def _without_launch_options(argv: list[str]) -> list[str]:
+    """The command line the workers get: what torchrun is told is not repeated to them."""
     out, skip = [], False
     for arg in argv:
         if skip:
             skip = False
-        elif arg == "--devices":
+        elif arg in LAUNCH_OPTIONS:
             skip = True
-        elif not arg.startswith("--devices="):
+        elif not arg.startswith(tuple(f"{o}=" for o in LAUNCH_OPTIONS)):
             out.append(arg)
     return out
+
+
+def _launch(devices: int, nodes: int, node_rank: int, master: str | None, max_restarts: int,
+            run_id: str | None) -> int:
+    from ..train.distributed import launch
+
+    if nodes > 1 and not master:
+        raise UsageError(f"--nodes {nodes} needs --master ADDR:PORT, the rendezvous every node joins")
+    if master and (master.count(":") != 1 or not master.rsplit(":", 1)[1].isdigit()):
+        raise UsageError(f"--master {master}: expected ADDR:PORT, for example node001:29500")
+    if node_rank >= nodes:
+        raise UsageError(f"--node-rank {node_rank}: expected 0 to {nodes - 1} with --nodes {nodes}")
+    if nodes > 1 and not run_id:
+        raise UsageError(f"--nodes {nodes} needs --run-id ID, the same on every node (on SLURM: $SLURM_JOB_ID)")
+    argv = _without_launch_options(sys.argv[sys.argv.index("train") + 1:])
+    return launch(argv, devices, nodes=nodes, node_rank=node_rank, master=master, max_restarts=max_restarts,
+                  launch_id=run_id)
 
 
 @click.command()
@@ -61,16 +82,25 @@ def _without_devices(argv: list[str]) -> list[str]:
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),
               help="A YAML file of training options (the keys of a spec's train: section).")
 @click.option("--resume", type=click.Path(exists=True, file_okay=False), help="Continue the run in this folder.")
-@click.option("--devices", type=click.IntRange(1), default=1, help="Processes to launch with torchrun (DDP).")
+@click.option("--sync-batchnorm", is_flag=True, default=None,
+              help="Under torchrun: batch-norm statistics over the global batch, not each process's share.")
+@click.option("--devices", type=click.IntRange(1), default=1, help="Processes per node, launched with torchrun (DDP).")
+@click.option("--nodes", type=click.IntRange(1), default=1, help="Machines taking part (torchrun --nnodes).")
+@click.option("--node-rank", type=click.IntRange(0), default=0, help="This machine's number, 0 to nodes-1.")
+@click.option("--master", metavar="ADDR:PORT", help="The rendezvous every node joins (torchrun --rdzv-endpoint).")
+@click.option("--max-restarts", type=click.IntRange(0), default=0,
+              help="Restart the group this many times when a worker fails; it resumes from the last checkpoint.")
+@click.option("--run-id", help="The launch's id, the same on every node; started again with it, a run continues.")
 @set_option
 @user_errors
 def train(spec, data, val_data, test_data, epochs, batch_size, lr, optimizer, schedule, loss, device, precision,
-          compile_model, workers, seed, init_weights, freeze, out, config_file, resume, devices, overrides):
+          compile_model, workers, seed, init_weights, freeze, out, config_file, resume, sync_batchnorm, devices, nodes,
+          node_rank, master, max_restarts, run_id, overrides):
     """Train SPEC and leave metrics, plots, weights and a test report in runs/NAME."""
-    from ..train.distributed import launch, under_torchrun
+    from ..train.distributed import launched_as_main, under_torchrun
 
-    if devices > 1 and not under_torchrun():
-        sys.exit(launch(devices, _without_devices(sys.argv[sys.argv.index("train") + 1:])))
+    if (devices > 1 or nodes > 1 or master or max_restarts) and not under_torchrun():
+        sys.exit(_launch(devices, nodes, node_rank, master, max_restarts, run_id))
     if not spec and not resume:
         raise UsageError("give a SPEC to train, or --resume RUN_FOLDER")
     from ..train import session
@@ -80,7 +110,7 @@ def train(spec, data, val_data, test_data, epochs, batch_size, lr, optimizer, sc
     options = dict(data=data, val_data=val_data, test_data=test_data, epochs=epochs, batch_size=batch_size, lr=lr,
                    optimizer=optimizer, schedule=schedule, loss=loss, device=device, precision=precision,
                    compile=compile_model, workers=workers, seed=seed, init=init_weights, freeze=list(freeze) or None,
-                   out=out)
+                   out=out, sync_batchnorm=sync_batchnorm)
     progress = RichProgress(console()) if sys.stdout.isatty() else PlainProgress()
     try:
         outcome = session.train(spec, options, parse_overrides(overrides), config_file, resume, progress)
@@ -90,6 +120,8 @@ def train(spec, data, val_data, test_data, epochs, batch_size, lr, optimizer, sc
     except KeyboardInterrupt:  # a second Ctrl-C while the first was being handled
         click.echo("error: interrupted again while saving; the last checkpoint is whole", err=True)
         sys.exit(130)
+    if not launched_as_main():  # the other processes of a torchrun group: rank 0 speaks for them
+        return
     if outcome.test:
         t = outcome.test
         click.echo(f"test: accuracy {100 * t['accuracy']:.2f}%, loss {t['loss']:.4f} on {t['images']} images "

@@ -20,7 +20,7 @@ def _boxes():
 
 def gallery(outdir: str | Path, names: list[str] | None = None, boxes: bool = True) -> list[Path]:
     """Draw ``names`` (default: the whole zoo) into ``outdir``; returns the files written."""
-    from .. import api, zoo
+    from .. import pipeline, zoo
     from .graph import render_dot, to_dot
 
     out = Path(outdir)
@@ -28,7 +28,7 @@ def gallery(outdir: str | Path, names: list[str] | None = None, boxes: bool = Tr
     boxes_scene = _boxes() if boxes else None
     written: list[Path] = []
     for name in names if names is not None else zoo.names():
-        summary = api.summarize(name)
+        summary = pipeline.summarize(name)
         written.append(render_dot(to_dot(summary), out / f"{name}.svg", "svg"))
         if boxes_scene is not None:
             try:

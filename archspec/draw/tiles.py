@@ -2,7 +2,7 @@
 
 What a filter or a feature map looks like depends on how its numbers become grey levels, so
 each tile says how (``Tile.scale``) and is normalised on its own: a weak filter is as visible
-as a strong one, which is what the lecture's pictures of learned filters do. Tiny tiles (3×3
+as a strong one, which is what published pictures of learned filters do (Zeiler & Fergus, 2014). Tiny tiles (3×3
 or 5×5 kernels) are enlarged by whole factors with nearest-neighbour sampling, so every weight
 stays a crisp square; large ones are shrunk smoothly. The grid is drawn with Pillow directly
 (pixels, not vector shapes: a 64×64 map as 4096 rectangles would be absurd), with the same
@@ -150,18 +150,12 @@ def _box(tiles: list[Tile], columns: int, tile_px: int | None) -> tuple[int, int
 
 
 def _text(draw, xy, text, size, colour, anchor="la", weight="normal"):
-    from PIL import ImageFont
-
-    fnt, _, fake_bold = font(size, weight)
-    if not isinstance(fnt, ImageFont.FreeTypeFont):
-        anchor = None  # a bitmap font knows no anchors
-    draw.text(xy, text, font=fnt, fill=colour, anchor=anchor, stroke_width=1 if fake_bold else 0,
-              stroke_fill=colour if fake_bold else None)
+    draw.text(xy, text, font=font(size, weight), fill=colour, anchor=anchor)
 
 
 def _fitted(draw, text: str, size: int, width: int) -> str:
     """``text`` cut (with an ellipsis) to fit ``width`` pixels."""
-    fnt = font(size)[0]
+    fnt = font(size)
     if draw.textlength(text, font=fnt) <= width:
         return text
     while text and draw.textlength(text + "…", font=fnt) > width:
@@ -171,7 +165,7 @@ def _fitted(draw, text: str, size: int, width: int) -> str:
 
 def _wrap(draw, text: str, size: int, width: int) -> list[str]:
     """``text`` broken at spaces into lines of at most ``width`` pixels."""
-    fnt = font(size)[0]
+    fnt = font(size)
     lines: list[str] = []
     for word in text.split(" "):
         if lines and draw.textlength(f"{lines[-1]} {word}", font=fnt) <= width:
@@ -196,12 +190,12 @@ def render(grid: Grid):
     probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     row_w = 0
     if grid.row_labels:
-        row_w = int(max(probe.textlength(r, font=font(12)[0]) for r in grid.row_labels)) + 12
+        row_w = int(max(probe.textlength(r, font=font(12)) for r in grid.row_labels)) + 12
     label_h = LABEL if any(t.label for t in tiles) else 0
     width = MARGIN * 2 + row_w + columns * box_w + (columns - 1) * GAP
     if grid.title:
-        width = max(width, MARGIN * 2 + int(probe.textlength(grid.title, font=font(17, "bold")[0])))
-    width = max(width, min(MIN_TEXT_WIDTH, MARGIN * 2 + int(probe.textlength(grid.subtitle, font=font(12)[0]))))
+        width = max(width, MARGIN * 2 + int(probe.textlength(grid.title, font=font(17, "bold"))))
+    width = max(width, min(MIN_TEXT_WIDTH, MARGIN * 2 + int(probe.textlength(grid.subtitle, font=font(12)))))
     subtitle = _wrap(probe, grid.subtitle, 12, width - 2 * MARGIN) if grid.subtitle else []
     head = MARGIN + (32 if grid.title else 0) + 16 * len(subtitle) + (6 if subtitle else 0)
     head += LABEL if grid.column_labels else 0

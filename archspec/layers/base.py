@@ -7,10 +7,11 @@ backward, receptive-field rule, diagram family, and (lazily) its torch construct
 """
 from __future__ import annotations
 
-import difflib
 import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
+
+from ..text import did_you_mean
 
 Shape = tuple[int, ...]  # one sample's tensor shape, batch excluded: (C, H, W) or (features,)
 REQUIRED = object()
@@ -27,11 +28,6 @@ class ArgError(ValueError):
 
 def fmt_shape(shape: Shape | None) -> str:
     return "?" if shape is None else "×".join(str(d) for d in shape)
-
-
-def did_you_mean(word: str, choices) -> str:
-    close = difflib.get_close_matches(str(word), sorted(choices), n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
 
 
 def _found(value: Any) -> str:
@@ -155,7 +151,7 @@ PADDING_MODES = ("valid", "same", "full")
 
 @dataclass(frozen=True)
 class Padding:
-    """valid | same | full | int | [h, w] | [top, bottom, left, right] (seed 000's P_h-, P_h+, P_w-, P_w+)."""
+    """valid | same | full | int | [h, w] | [top, bottom, left, right] (P_h-, P_h+, P_w-, P_w+)."""
 
     def schema(self) -> dict:
         n = {"type": "integer", "minimum": 0}
@@ -285,7 +281,7 @@ class ParamCount:
     weights: int = 0
     biases: int = 0
     buffers: int = 0  # running statistics: state, not parameters
-    weight_formula: str = ""  # as the lecture slide writes it: "(3*3*3)*64"
+    weight_formula: str = ""  # as CS231n's VGGNet table writes it: "(3*3*3)*64"
 
     @property
     def total(self) -> int:

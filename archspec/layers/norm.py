@@ -1,4 +1,4 @@
-"""Normalisation: batch norm (seed 001's exercise) and AlexNet's local response normalisation."""
+"""Normalisation: batch norm (Ioffe & Szegedy, 2015) and AlexNet's local response normalisation."""
 from __future__ import annotations
 
 from .base import Arg, Bool, Float, Int, LayerType, ParamCount, Saved, ShapeError, register
@@ -34,7 +34,7 @@ class BatchNorm(LayerType):
 
         cls = nn.BatchNorm2d if len(inputs[0]) == 3 else nn.BatchNorm1d
         # torch refuses eps = 0 in training; the smallest positive double changes no result
-        # (var + 5e-324 == var for any var > 0), so the spec's eps: 0 (seed 001) still compiles
+        # (var + 5e-324 == var for any var > 0), so a spec's eps: 0 (a hand exercise) still compiles
         eps = a["eps"] if a["eps"] > 0 else 5e-324
         return cls(inputs[0][0], eps=eps, momentum=a["momentum"], affine=a["affine"])
 

@@ -88,7 +88,7 @@ class AvgPool2d(WindowPool):
 class SumPool2d(WindowPool):
     name = "sumpool2d"
     aliases = ("sumpool",)
-    doc = "Sum over each window, per channel (seed 000's sum pooling)."
+    doc = "Sum over each window, per channel (sum pooling)."
 
     def saved(self, a, inputs, out):
         return [Saved("own", numel=_padded_numel(self, a, inputs[0]))]  # the padded copy it pools

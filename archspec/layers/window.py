@@ -1,4 +1,4 @@
-"""Sliding-window arithmetic shared by convolution and pooling (seed 000's output-size formula).
+"""Sliding-window arithmetic shared by convolution and pooling (the output-size formula (W - K + P) / S + 1).
 
     H'' = 1 + floor((H - H' + P_h^- + P_h^+) / S_h)      with H' = dilation * (kernel - 1) + 1
 

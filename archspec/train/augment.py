@@ -1,4 +1,4 @@
-"""Data augmentation for `archspec train`: the lecture's rotation, noise, mirroring, cropping and colour shift.
+"""Data augmentation for `archspec train`: rotation, noise, mirroring, cropping and colour shift.
 
 Augmentation runs on whole batches with vectorised torch ops, so it costs little on the CPU and
 runs on the GPU next to the model when the batch is already there. Every random number comes from
@@ -27,7 +27,7 @@ class Augment:
     noise: float = 0.0  # std of additive gaussian noise, in [0, 1] image units
     mirror: bool = False  # horizontal flip with probability 1/2
     crop: int = 0  # pad by `crop` pixels (reflect) then random-crop back to H×W (translation jitter)
-    colour_shift: float = 0.0  # max per-channel additive shift in 0..255 units (the lecture: R +20, G -20, B +20)
+    colour_shift: float = 0.0  # max per-channel additive shift in 0..255 units (as A. Ng's Convolutional Neural Networks course (deeplearning.ai): R +20, G -20, B +20)
 
     def __post_init__(self):
         for name in ("rotation", "noise", "crop", "colour_shift"):

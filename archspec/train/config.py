@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from ..errors import Location, Problem, SpecError, UsageError
+from ..errors import Location, Problem, UsageError
 
 OPTIMIZERS = ("sgd", "rmsprop", "adam", "adamw")
 SCHEDULES = ("none", "step", "cosine", "onecycle")
@@ -27,7 +26,7 @@ AUGMENT_KEYS = {
     "mirror": ({"type": "boolean"}, "horizontal flip with probability 1/2"),
     "crop": ({"type": "integer", "minimum": 0, "maximum": 1024}, "pad by N pixels, random-crop back (jitter)"),
     "colour_shift": ({"type": "number", "minimum": 0, "maximum": 255},
-                     "max per-channel shift in 0..255 units (the lecture: R +20, G -20, B +20)"),
+                     "max per-channel shift in 0..255 units (as A. Ng's Convolutional Neural Networks course (deeplearning.ai): R +20, G -20, B +20)"),
 }
 
 
@@ -52,7 +51,7 @@ class TrainConfig:
     #                          folder, mnist:DIR (idx files) or synthetic[:N[:K]]
     val_data: str | None = None  # separate validation set; else split off `data`
     test_data: str | None = None  # separate test set; else split off `data`
-    split: list[float] = field(default_factory=lambda: [0.7, 0.15, 0.15])  # learn/valid/test, as the seeds
+    split: list[float] = field(default_factory=lambda: [0.7, 0.15, 0.15])  # learn/valid/test
     bad_images: str = "stop"  # an unreadable image stops the run, or is skipped with a warning
     augment: dict[str, Any] = field(default_factory=dict)  # rotation, noise, mirror, crop, colour_shift
     augment_on: str = "auto"  # device (batched, where the data lives) or workers (DataLoader); auto picks
@@ -61,11 +60,11 @@ class TrainConfig:
     batch_size: int | str = 64  # or "auto": the largest that fits, from the memory model, confirmed
     optimizer: str = "adam"  # sgd, rmsprop, adam, adamw
     lr: float = 1e-3
-    momentum: float | None = None  # sgd: default 0.9 (the seeds use 0.8); rmsprop: default 0
+    momentum: float | None = None  # sgd: default 0.9 (Keras examples often use 0.8); rmsprop: default 0
     nesterov: bool = False  # sgd
     weight_decay: float = 0.0
     schedule: str = "none"  # none, step, cosine, onecycle
-    decay_rate: float = 0.01  # step: the seeds' decay_rate, the fraction of the rate lost every step_size epochs
+    decay_rate: float = 0.01  # step: decay_rate, the fraction of the rate lost every step_size epochs
     step_size: int = 1  # step: epochs between decays
     warmup_epochs: int = 0  # linear warm-up from lr/10 before the schedule (not with onecycle)
     loss: str = "cross_entropy"  # cross_entropy, mae, mse, bce (the last three on one-hot targets)
@@ -83,6 +82,7 @@ class TrainConfig:
     device_data_bytes: int = 1 << 30
     workers: int | str = "auto"  # DataLoader workers when data is read from files
     compile: bool = False  # torch.compile the model
+    sync_batchnorm: bool = False  # under torchrun: batch-norm statistics of the global batch, not each process's
     # --- run
     seed: int = 0  # splits, initial weights, shuffling, augmentation, dropout
     out: str | None = None  # run folder; default runs/<spec name>
@@ -138,6 +138,7 @@ def train_schema() -> dict:
         "device_data_bytes": _number(0, integer=True),
         "workers": {"anyOf": [_number(0, integer=True), {"const": "auto"}]},
         "compile": {"type": "boolean"},
+        "sync_batchnorm": {"type": "boolean", "description": "batch-norm statistics over every process's share"},
         "seed": _number(0, integer=True),
         "out": {"type": "string"},
         "top_k": _number(1, integer=True),
@@ -180,18 +181,7 @@ def check_options(options: dict[str, Any], where: Location) -> None:
         raise UsageError("; ".join(p.message for p in problems), where)
 
 
-def read_options_file(path: str | Path) -> dict[str, Any]:
-    """A training YAML file's options, with every problem located (SpecError)."""
-    from ..loader import read_document
-    from ..schema import check_document_against
 
-    document = read_document(Path(path))
-    if document.data is None:
-        return {}
-    problems = check_document_against(document, train_schema())
-    if problems:
-        raise SpecError(problems)
-    return dict(document.data)
 
 
 def resolve(spec_section: dict[str, Any] | None, file_options: dict[str, Any] | None,

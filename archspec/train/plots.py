@@ -1,6 +1,6 @@
 """The pictures a training run leaves behind: learning curves and the test confusion matrix.
 
-The curves follow the lecture's ``Plot()`` (Keras history plots): losses and accuracy per epoch,
+The curves follow the usual Keras history plots: losses and accuracy per epoch,
 learning in green and validation in red, plus the learning rate, because a schedule explains
 most kinks in the curves. Both pictures are ``Scene``s, so the PNG and the SVG always agree and
 need nothing but Pillow; the axes reuse the comparison chart's tick rules (``draw/chart.py``).

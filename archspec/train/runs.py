@@ -55,6 +55,30 @@ def fresh_folder(wanted: Path) -> Path:
     return candidate
 
 
+def folder_of_launch(wanted: Path, launch_id: str) -> Path | None:
+    """The run folder (``wanted`` or wanted-N) that a launch with this id started, if there is one.
+
+    Restarted workers (torchrun --max-restarts) and a job started again after preemption carry
+    the same id, and continue that run instead of opening a new folder.
+    """
+    candidate, n = wanted, 1
+    while candidate.exists():
+        config = candidate / "config.yaml"
+        if config.exists():
+            import yaml
+
+            try:
+                with open(config, encoding="utf-8") as f:
+                    saved = yaml.safe_load(f) or {}
+            except (OSError, yaml.YAMLError):
+                saved = {}
+            if isinstance(saved, dict) and (saved.get("launch") or {}).get("id") == launch_id:
+                return candidate
+        n += 1
+        candidate = wanted.with_name(f"{wanted.name}-{n}")
+    return None
+
+
 def _write_text(path: Path, text: str) -> None:
     def write(tmp):
         with open(tmp, "w", encoding="utf-8", newline="") as f:

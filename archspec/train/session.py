@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from .. import api
+from .. import pipeline
 from ..errors import ArchspecError, Location, UsageError
 from ..files import WriteError
 from ..graph import Graph
@@ -22,9 +22,10 @@ from ..spec import load
 from ..weights import LoadReport, load_weights, read_info, save_weights
 from . import distributed
 from .checkpoint import check_training_state, load_checkpoint, save_checkpoint
-from .config import TrainConfig, check_options, read_options_file, resolve, to_dict, worker_count
+from .config import TrainConfig, check_options, resolve, to_dict, worker_count
+from .options_file import read_options_file
 from .data import Splits, channel_stats, load_splits, open_data
-from .runs import Run, folder_name
+from .runs import Run, folder_name, folder_of_launch
 from .trainer import Hardware, Interrupted, NonFiniteLoss, Progress, Trainer, pick_hardware, set_trainable
 
 HOST_MEMORY_BYTES = 4 << 30  # file-backed data smaller than this is decoded once and kept in memory
@@ -179,13 +180,15 @@ def train(source, options: dict[str, Any] | None = None, params: dict[str, Any] 
                 config_file = None
             spec = load(source)
             params = dict(params or {})
-            graph = api.expand(spec, params)
+            graph = pipeline.expand(spec, params)
             shape = image_shape(graph)
             section = spec.data.get("train") if isinstance(spec.data, dict) else None
             config = resolve(section, read_options_file(config_file) if config_file else None, options)
 
             hardware = pick_hardware(config, distributed.local_rank())
             distributed.init_from_env(hardware.device.type)
+            if not distributed.is_main():
+                progress = Progress()  # one set of lines, from rank 0
             try:
                 return _train(spec, graph, shape, params, config, hardware, run, progress, held)
             finally:
@@ -246,9 +249,10 @@ def _resume_inputs(folder: str, source, options: dict[str, Any], params, config_
         raise UsageError(f"--resume continues a run as it was configured; {', '.join(given)} would make it another "
                          f"run (only {', '.join('--' + k for k in RESUMABLE_OPTIONS)} may change; start a new run, "
                          "perhaps with --init from this run's weights)", where)
-    run.lock()
-    for leftover in run.clean():
-        progress.message(f"removed {leftover.name}, left by an interrupted write")
+    if distributed.launched_as_main():  # one process holds the folder; under torchrun the others follow it
+        run.lock()
+        for leftover in run.clean():
+            progress.message(f"removed {leftover.name}, left by an interrupted write")
     saved = run.read_config()
     if saved.get("spec_copy"):
         spec = run.path(saved["spec_copy"])
@@ -300,8 +304,7 @@ def _train(spec, graph, shape, params, config, hardware, resumed: Run | None, pr
     if batch_size == "auto":
         model.to(hardware.device)
         batch_size = auto_batch_size(graph, model, hardware, config, len(splits.train), progress)
-    if batch_size % distributed.world_size():
-        raise UsageError(f"batch size {batch_size} does not divide among {distributed.world_size()} processes")
+        batch_size = int(distributed.broadcast_text(str(batch_size), hardware.device))  # rank 0's choice
 
     spec_path = str(Path(spec.file).resolve()) if spec.document.path else spec.file
     metadata = weights_metadata(graph, spec_path, params, classes, mean, std, config)
@@ -319,7 +322,23 @@ def _train(spec, graph, shape, params, config, hardware, resumed: Run | None, pr
 
     trainer = Trainer(model, config, splits.train, splits.val, mean, std, hardware, batch_size,
                       outputs_are_logits=logits, progress=progress, on_epoch=on_epoch)
-    if resumed is not None and resumed.path("checkpoint.safetensors").exists():
+    wanted = Path(config.out) if config.out else Path("runs") / folder_name(graph.name)
+    if resumed is None and distributed.run_id():  # an elastic restart, or a preempted job started again
+        found = folder_of_launch(wanted, distributed.run_id()) if distributed.is_main() else None
+        found = distributed.broadcast_text(str(found or ""), hardware.device)
+        if found:
+            resumed = Run(Path(found))
+            if distributed.is_main():
+                resumed.lock()
+                held.append(resumed)
+                resumed.clean()
+    has_checkpoint = resumed is not None and distributed.broadcast_text(
+        str(distributed.is_main() and resumed.path("checkpoint.safetensors").exists()), hardware.device) == "True"
+    if has_checkpoint and not resumed.path("checkpoint.safetensors").exists():
+        checkpoint = resumed.path("checkpoint.safetensors")
+        raise ArchspecError(f"rank {distributed.rank()} cannot see {checkpoint}, which rank 0 resumes from: "
+                            "the run folder must be on storage every node sees (--out)", Location(str(checkpoint)))
+    if has_checkpoint:
         state = load_checkpoint(resumed.path("checkpoint.safetensors"))
         check_training_state(state, trainer.model, trainer.optimizer, Location(str(resumed.path("checkpoint.safetensors"))))
         trainer.load_state(state)
@@ -342,15 +361,16 @@ def _train(spec, graph, shape, params, config, hardware, resumed: Run | None, pr
                          "channels_last": hardware.channels_last, "processes": distributed.world_size(),
                          "batch_size": batch_size},
             "train": to_dict(config),
+            "launch": {"id": distributed.run_id()},
             "versions": {"torch": str(torch.__version__)},
         })
         save_checkpoint(draft.path("checkpoint.safetensors"), trainer.state())
         draft.write_metrics([])
 
+    run = resumed
     if run is None:
         folder = ""
         if distributed.is_main():
-            wanted = Path(config.out) if config.out else Path("runs") / folder_name(graph.name)
             run = Run.create(wanted, first_files)
             held.append(run)
             folder = str(run.folder)
@@ -385,9 +405,14 @@ def _train(spec, graph, shape, params, config, hardware, resumed: Run | None, pr
                          f"space, then {resume_hint}", exc.problem.location) from None
 
     test_report = None
-    if len(splits.test) and run.path("best.safetensors").exists():
-        load_weights(model, run.path("best.safetensors"))
+    # rank 0 wrote the best weights: it alone looks for them, reads them and hands them to the others
+    has_best = distributed.broadcast_text(str(distributed.is_main() and run.path("best.safetensors").exists()),
+                                          hardware.device) == "True"
+    if len(splits.test) and has_best:
+        if distributed.is_main():
+            load_weights(model, run.path("best.safetensors"))
         model.to(hardware.device)
+        distributed.broadcast_state(model)
         test_report = trainer.test_report(splits.test)
         test_report.update({"best_epoch": result.best_epoch, "stopped": result.stopped,
                             "weights": str(run.path("best.safetensors"))})
@@ -415,7 +440,7 @@ def _init_note(path: str, report: LoadReport) -> str:
 def _model_for(source, params, weights: str):
     from ..compiler import compile_graph
 
-    graph = api.expand(source, params or {})
+    graph = pipeline.expand(source, params or {})
     read_info(weights).check_fits(graph)  # the trainer's metadata fits this spec before any tensor is read
     model = compile_graph(graph, seed=0)
     load_weights(model, weights)

@@ -119,6 +119,8 @@ class Tally:
 
     def add(self, loss: torch.Tensor, outputs: torch.Tensor, labels: torch.Tensor, confusion: bool = False):
         n = labels.shape[0]
+        if n == 0:
+            return
         self.loss_sum += loss.detach().double() * n
         predicted = outputs.detach().argmax(dim=1)
         self.correct += (predicted == labels).sum()
@@ -175,26 +177,26 @@ class Batches:
             self.augment_on = "device" if in_memory else "workers"
 
     def __len__(self) -> int:
-        return len(self._global_batches())
-
-    def _global_batches(self) -> list[tuple[int, int]]:
-        n, b, world = len(self.data), self.batch_size, distributed.world_size()
-        spans = [(i, min(i + b, n)) for i in range(0, n, b)]
-        if world > 1 and spans and spans[-1][1] - spans[-1][0] < world:
-            spans.pop()  # a tail smaller than the number of processes would leave one with nothing
-        return spans
+        return -(-len(self.data) // self.batch_size)  # the last, smaller batch counts: it is trained on
 
     def epoch(self, epoch: int, generator: torch.Generator, device_generator: torch.Generator | None):
-        """Yield (images (B, C, H, W) normalised on the device, labels (B,)) for one epoch."""
+        """Yield (images (b, C, H, W) normalised on the device, labels (b,), share) for one epoch.
+
+        Under torchrun b is this process's part of the global batch (``distributed.shard``) and
+        ``share`` is b × processes / global batch: the loss weighted by it makes DDP's average of
+        the gradients the mean gradient of the global batch, even where the shares differ.
+        """
         n = len(self.data)
         order = torch.randperm(n, generator=generator) if self.train else torch.arange(n)
         rank, world = distributed.rank(), distributed.world_size()
-        # under torchrun each process takes every world-th sample of the same global batch
-        batches = [order[start:stop][rank::world] for start, stop in self._global_batches()]
+        batches = distributed.shard(order, self.batch_size, rank, world)
+        sizes = [min(self.batch_size, n - start) for start in range(0, n, self.batch_size)]
         device = self.hardware.device
-        for images, labels in self._host_or_device_batches(batches, epoch):
-            if labels.numel() == 0:  # every image of the batch was unreadable and skipped
+        for (images, labels), size in zip(self._host_or_device_batches(batches, epoch), sizes):
+            if labels.numel() == 0 and world == 1:  # every image of the batch was unreadable and skipped
                 continue
+            if labels.numel() == 0:  # nothing to learn from here, but the other processes wait for this step
+                images, labels = self._nothing()
             images = images.to(device, non_blocking=True)
             labels = labels.to(device, non_blocking=True)
             if self.train and self.augment.active and self.augment_on == "device":
@@ -202,7 +204,7 @@ class Batches:
             images = (images - self.mean) / self.std  # (B, C, H, W)
             if self.hardware.channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)
-            yield images, labels
+            yield images, labels, (labels.numel() * world / size if world > 1 else 1.0)
 
     def _host_or_device_batches(self, batches: list[torch.Tensor], epoch: int):
         pin = self.hardware.device.type == "cuda"
@@ -221,9 +223,14 @@ class Batches:
         if augment_in_workers:
             source = AugmentedView(self.data, self.augment, base_seed=self.config.seed)
             source.set_epoch(epoch)
-        loader = torch.utils.data.DataLoader(source, batch_sampler=[b.tolist() for b in batches],
+        loader = torch.utils.data.DataLoader(source, batch_sampler=[b.tolist() for b in batches if len(b)],
                                              num_workers=worker_count(self.config), collate_fn=collate, pin_memory=pin)
-        yield from loader
+        loaded = iter(loader)
+        for indices in batches:  # an empty share (the last batch, split among processes) reads nothing
+            yield next(loaded) if len(indices) else self._nothing()
+
+    def _nothing(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.empty(0, *self.data.shape), torch.empty(0, dtype=torch.int64)
 
 
 # ------------------------------------------------------------------ optimisation
@@ -258,7 +265,7 @@ def lr_factor(config: TrainConfig, steps_per_epoch: int) -> Callable[[int], floa
         phase = math.prod(u.lr_factor for u in phases if u.epoch <= epoch)
         if step < warm:
             return phase * (0.1 + 0.9 * step / warm)
-        if config.schedule == "step":  # the seeds' decay_rate: lose that fraction every step_size epochs
+        if config.schedule == "step":  # decay_rate: lose that fraction every step_size epochs
             return phase * (1 - config.decay_rate) ** ((epoch - 1) // config.step_size)
         if config.schedule == "cosine":
             return phase * 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
@@ -354,6 +361,8 @@ class Trainer:
         config, hardware = self.config, self.hardware
         self.classes = len(self.train.classes)
         self.model.to(hardware.device)
+        if config.sync_batchnorm and distributed.world_size() > 1:
+            distributed.convert_sync_batchnorm(self.model, hardware.device.type)
         if hardware.channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.forward = self.model
@@ -459,16 +468,18 @@ class Trainer:
         check_every = 1 if hardware.device.type == "cpu" else 20  # a check waits for the device
         lr = self._set_lr()
         started = time.perf_counter()
-        for i, (images, labels) in enumerate(self.train_batches.epoch(epoch, self.shuffle, self.augment_generator)):
+        for i, (images, labels, share) in enumerate(self.train_batches.epoch(epoch, self.shuffle,
+                                                                             self.augment_generator)):
             lr = self._set_lr()
             with torch.autocast(hardware.device.type, dtype=hardware.amp_dtype or torch.float32,
                                 enabled=hardware.amp_dtype is not None):
                 outputs = self.forward(images)
-                loss = self.loss_fn(outputs, labels)
+                # an empty share still steps: DDP's gradient average waits for every process
+                loss = self.loss_fn(outputs, labels) if labels.numel() else outputs.float().sum() * 0.0
             if i % check_every == 0 and not torch.isfinite(loss):
                 self._non_finite(loss, epoch, i)
             self.optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(loss).backward()
+            self.scaler.scale(loss * share if share != 1 else loss).backward()
             self.scaler.step(self.optimizer)
             self.scaler.update()
             self.step += 1
@@ -494,6 +505,7 @@ class Trainer:
     def _validate(self) -> dict[str, Any]:
         if len(self.val) == 0:
             return {"val_loss": None, "val_acc": None, "val_top5": None}
+        distributed.broadcast_buffers(self.model)  # every process judges rank 0's model (batch-norm statistics)
         figures = self.evaluate(self.val_batches)
         return {"val_loss": figures["loss"], "val_acc": figures["acc"], "val_top5": figures["top_k"]}
 
@@ -503,7 +515,9 @@ class Trainer:
         hardware = self.hardware
         self.model.train(False)
         tally = Tally(self.classes, self.config.top_k, hardware.device)
-        for images, labels in batches.epoch(0, self.shuffle, None):
+        for images, labels, _ in batches.epoch(0, self.shuffle, None):
+            if labels.numel() == 0:
+                continue
             with torch.autocast(hardware.device.type, dtype=hardware.amp_dtype or torch.float32,
                                 enabled=hardware.amp_dtype is not None):
                 outputs = self.model(images)

