@@ -159,11 +159,11 @@ def _located(document: Document, validator) -> list[Problem]:
     seen: set[tuple] = set()
     for error in validator.iter_errors(document.data):
         for leaf in _leaves(error):
-            problem = _problem(document, leaf)
-            key = (problem.location, problem.message)
-            if key not in seen:
-                seen.add(key)
-                problems.append(problem)
+            for problem in _problems(document, leaf):
+                key = (problem.location, problem.message)
+                if key not in seen:
+                    seen.add(key)
+                    problems.append(problem)
     problems.sort(key=lambda p: (p.location.line, p.location.col) if p.location else (0, 0))
     return problems
 
@@ -225,18 +225,23 @@ def _arg_message(document: Document, path: tuple) -> str | None:
     return None
 
 
+def _problems(document: Document, error) -> list[Problem]:
+    """One problem per unknown key of a mapping (every Keras name in a layer, not only the first)."""
+    if error.validator != "additionalProperties":
+        return [_problem(document, error)]
+    path = tuple(error.absolute_path)
+    allowed = list(error.schema.get("properties", {}))
+    extras = [k for k in error.instance if k not in allowed] or [""]
+    context = f" in {path[-1]}" if path and isinstance(path[-1], str) else ""
+    return [Problem(f"unknown key '{key}'{context}" + did_you_mean(key, allowed)
+                    + (f"; expected one of {', '.join(allowed)}" if len(allowed) <= 14 else ""),
+                    document.locate(path + (key,), key=True)) for key in extras]
+
+
 def _problem(document: Document, error) -> Problem:
     path = tuple(error.absolute_path)
     where = document.locate(path)
     v = error.validator
-    if v == "additionalProperties":
-        allowed = list(error.schema.get("properties", {}))
-        extras = [k for k in error.instance if k not in allowed]
-        key = extras[0] if extras else ""
-        context = f" in {path[-1]}" if path and isinstance(path[-1], str) else ""
-        return Problem(f"unknown key '{key}'{context}" + did_you_mean(key, allowed)
-                       + (f"; expected one of {', '.join(allowed)}" if len(allowed) <= 14 else ""),
-                       document.locate(path + (key,), key=True))
     key = f"{path[-1]}: " if path and isinstance(path[-1], str) else (
         f"{path[-2]}: " if len(path) > 1 and isinstance(path[-2], str) else "")
     if v == "required":

@@ -345,7 +345,8 @@ def _train(spec, graph, shape, params, config, hardware, resumed: Run | None, pr
         if trainer.epoch > config.epochs:
             raise UsageError(f"this run has already trained {trainer.epoch} epochs; give --epochs above that to "
                              "train on", Location(str(resumed.folder)))
-        progress.message(f"resuming after epoch {trainer.epoch} of {config.epochs}")
+        progress.message(f"resuming after epoch {trainer.epoch} of {config.epochs}"
+                         + (f" (restart {distributed.restart_count()})" if distributed.restart_count() else ""))
     elif resumed is not None:
         progress.message("resuming from the start (no epoch had finished): same seed, same run")
 
