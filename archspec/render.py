@@ -14,7 +14,7 @@ from rich.console import Group
 from rich.table import Table
 
 from .graph import INPUT
-from .layers import lookup
+from .layers import lookup_known
 
 if TYPE_CHECKING:  # annotations only: summary.py delegates its rendering here
     from .summary import Summary
@@ -226,26 +226,14 @@ def _slide_shape(shape) -> str:
     return "1x1x" + "x".join(str(d) for d in shape)
 
 
-def _slide_label(node) -> str:
-    a = node.args
-    if node.type == "conv2d":
-        k = a["kernel"]
-        return f"CONV{k[0] if k[0] == k[1] else f'{k[0]}x{k[1]}'}-{a['out']}"
-    if lookup(node.type).family == "pool" and "kernel" in a:
-        k = a["kernel"]
-        return f"POOL{k[0] if k[0] == k[1] else f'{k[0]}x{k[1]}'}"
-    if node.type == "linear":
-        return "FC"
-    return node.type.upper()
-
-
 def _product(dims) -> str:
     return "*".join(str(d) for d in dims)
 
 
 def explain_lines(s: Summary) -> list[str]:
-    """One line per layer with the arithmetic behind each figure, as the VGGNet table of the CS231n course notes (Stanford).
+    """One line per layer with the arithmetic behind each figure.
 
+    As the VGGNet table of the CS231n course notes (Stanford):
     ``CONV3-64: [224x224x64] memory: 224*224*64=3.2M weights: (3*3*3)*64 = 1,728 bias: 64``
     Memory is per sample, as on the slide; MACs are added where a layer has any.
     """
@@ -255,10 +243,11 @@ def explain_lines(s: Summary) -> list[str]:
     lines = [f"INPUT: [{_slide_shape(s.input)}] memory: {_product(hwc)}={short(_numel(s.input))} weights: 0"]
     for f in s.analysis.figures:
         node = f.node
+        layer = lookup_known(node.type)
         shape = node.shape
         dims = (shape[1], shape[2], shape[0]) if len(shape) == 3 else shape
         memory = f"{_product(dims)}={short(_numel(shape))}" if len(dims) > 1 else f"{shape[0]}"
-        if lookup(node.type).view:
+        if layer.view:
             memory += " (a view: no new memory)"
         p = f.params
         if p.weights:
@@ -270,13 +259,14 @@ def explain_lines(s: Summary) -> list[str]:
                     if len(flat_in) == 3:  # as the slide: 7*7*512*4096
                         formula = f"{flat_in[1]}*{flat_in[2]}*{flat_in[0]}*{node.args['out']}"
             weights = f"weights: {formula} = {count(p.weights)}"
-            if node.type.startswith("batchnorm"):
-                weights = f"weights: gamma {count(p.weights)}"
+            scale, shift = layer.affine_words
+            if scale != "weights":  # batch norm's pair: weights: gamma 64  bias: beta 64
+                weights = f"weights: {scale} {count(p.weights)}"
             if p.biases:
-                weights += f"  bias: {'beta ' if node.type.startswith('batchnorm') else ''}{count(p.biases)}"
+                weights += f"  bias: {shift + ' ' if shift != 'bias' else ''}{count(p.biases)}"
         else:
             weights = "weights: 0"
-        line = f"{node.path}  {_slide_label(node)}: [{_slide_shape(shape)}] memory: {memory} {weights}"
+        line = f"{node.path}  {layer.slide_label(node.args)}: [{_slide_shape(shape)}] memory: {memory} {weights}"
         if f.macs:
             line += f"  MACs: {_product(dims)}*{f.macs // _numel(shape)} = {count(f.macs)}"
         lines.append(line)
