@@ -43,10 +43,6 @@ class SumPool2d(nn.Module):
         self.kernel_size, self.stride, self.pad, self.ceil_mode = kernel_size, stride, pad, ceil_mode
 
     def forward(self, x):
-        left, right, top, bottom = self.pad
-        if left == right and top == bottom:  # torch's own padding, so ceil mode drops windows starting in it
-            return F.avg_pool2d(x, self.kernel_size, self.stride, (top, left), self.ceil_mode, True,
-                                divisor_override=1)
         return F.avg_pool2d(F.pad(x, self.pad), self.kernel_size, self.stride, 0, self.ceil_mode,
                             True, divisor_override=1)
 

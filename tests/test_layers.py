@@ -928,7 +928,7 @@ def _autograd_saved_bytes(fn, module, inputs) -> int:
 
 
 @pytest.mark.parametrize("type_name", sorted(REGISTRY))
-@settings(SETTINGS, max_examples=12)
+@fuzz(12)
 @given(data=st.data())
 def test_saved_for_backward_matches_autograd(type_name, data):
     """What each entry declares saved for backward is what autograd keeps, in training mode, when
