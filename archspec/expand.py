@@ -17,10 +17,13 @@ from typing import Any
 from . import expr
 from .errors import ArchspecError, Collector, Location, UsageError
 from .graph import INPUT, Graph, Group, Node
-from .layers import ShapeError, did_you_mean, fmt_shape, lookup, all_type_names
+from .layers import ShapeError, did_you_mean, fmt_shape, lookup
 from .layers.base import _found
 from .loader import Document, PathKey
 from .spec import Spec, load
+from .vocabulary import (DEFAULT_MERGE, INPUT_MESSAGE, ITEM_MESSAGE, ITEM_NAME_MESSAGE, ITEM_NAME_RE, ITEM_OPTIONS,
+                         NAME_RE, NO_SHORTCUT, PARAM_TYPES, PART_SEPARATOR, RESIDUAL_MERGE, SHORTCUT_MESSAGE, STRUCTURES,
+                         args_not_mapping, merges, unknown_kind_hint)
 
 MAX_NODES = 100_000
 MAX_REPEAT = 10_000
@@ -30,39 +33,15 @@ MAX_LAYER_PARAMS = 1 << 36
 MAX_ITEMS = 2 * MAX_NODES  # items expanded, counting those that fail and so add no node
 MAX_NESTING = 100  # blocks, repeats, branches and residuals inside each other
 
-ITEM_OPTIONS = {"name", "from", "trainable", "init", "doc"}
-STRUCTURES = {  # structural item key -> the keys that may accompany it
-    "repeat": {"body", "index"},
-    "parallel": {"merge"},
-    "residual": {"shortcut"},
-}
-PARAM_TYPES = {
-    "int": (int,),
-    "float": (int, float),
-    "number": (int, float),
-    "bool": (bool,),
-    "str": (str,),
-    "any": (object,),
-}
-NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 FAILED = object()  # stands for the output of an item that could not be expanded
-# Messages the schema pass words the same way, so a mistake reads alike whichever pass reports it.
-INPUT_MESSAGE = ("input must be a list of 1 to 4 positive integers, e.g. [3, 224, 224] for C, H, W "
-                 "(the batch is not part of a spec)")
-ITEM_MESSAGE = "expected a layer (a name, or a mapping like {conv2d: {out: 64, kernel: 3}})"
-NAME_MESSAGE = "is not a valid name: use letters, digits and _, not starting with a digit"
 
 
-def args_not_mapping(kind: str, raw: Any) -> str:
-    """``conv2d: 16`` -> the message saying how to write it."""
-    layer = lookup(kind)
-    first = next(iter(layer.args), None) if layer else None
-    needed = [k for k, arg in layer.args.items() if arg.required] if layer else []
-    if raw is None and needed:  # `conv2d:` with nothing after it
-        return f"{kind} needs arguments: {', '.join(needed)}, e.g. {{{kind}: {{{needed[0]}: ...}}}}"
-    scalar = isinstance(raw, (int, float, str)) and not isinstance(raw, bool)
-    return (f"{kind}: expected a mapping of arguments, found {_found(raw)}"
-            + (f" (write {{{kind}: {{{first}: {raw!r}}}}})" if first and scalar else ""))
+@dataclass(frozen=True)
+class Parts:
+    """The outputs of an item that gives several tensors (a chunk): read one with from: name.0."""
+
+    local: str  # the item's name in its namespace
+    paths: tuple[str, ...]
 
 
 class _TooBig(Exception):
@@ -81,6 +60,7 @@ class Scope:
     calls: tuple[str, ...] = ()  # block call stack, to refuse recursion
     trainable: bool = True
     init: tuple | None = None  # the weight initialisation inherited by nodes inside
+    removed: set = field(default_factory=set)  # names of items an if: removed, for from: messages
 
     def join(self, name: str) -> str:
         return f"{self.prefix}.{name}" if self.prefix else name
@@ -88,7 +68,7 @@ class Scope:
     def transparent(self, input: str, params: dict, trainable: bool) -> "Scope":
         """The same namespace (shared names and counters) with another input and parameters."""
         return Scope(self.prefix, params, input, self.document, self.parent, self.names, self.counters,
-                     self.calls, trainable, self.init)
+                     self.calls, trainable, self.init, self.removed)
 
     def lookup(self, name: str) -> Any:
         scope: Scope | None = self
@@ -99,6 +79,14 @@ class Scope:
                 return scope.input
             scope = scope.parent
         return None
+
+    def was_removed(self, name: str) -> bool:
+        scope: Scope | None = self
+        while scope is not None:
+            if name in scope.removed:
+                return True
+            scope = scope.parent
+        return False
 
     def child(self, prefix: str, input: str, params: dict | None = None, lexical: bool = True,
               document: Document | None = None, calls: tuple[str, ...] | None = None,
@@ -205,6 +193,10 @@ class _Expander:
                 self.problems.add(
                     f"the spec expands to more than {MAX_NODES:,} layers; archspec refuses it",
                     document.locate(("layers",)))
+        if isinstance(output, Parts):
+            self.error(f"the last item ('{output.local}') gives {len(output.paths)} parts; a spec's output is "
+                       "one tensor: add an item reading one of them, or a merge of them",
+                       document.locate(("layers", len(layers) - 1)))
         self.apply_freeze(data.get("freeze"), document)
         self.problems.raise_if_any()
         assert isinstance(output, str)
@@ -332,7 +324,7 @@ class _Expander:
                 self.error("item names no layer type or block", where)
                 return FAILED
             if extra:
-                allowed = sorted(ITEM_OPTIONS | STRUCTURES.get(kind, set()))
+                allowed = sorted(set(ITEM_OPTIONS) | set(STRUCTURES.get(kind, ())))
                 for key in extra:
                     self.error(f"unexpected key '{key}' beside '{kind}'" + did_you_mean(key, allowed)
                                + f"; an item has one layer or block key plus {', '.join(allowed)}",
@@ -348,6 +340,10 @@ class _Expander:
         self.items += 1
         if len(self.nodes) > MAX_NODES or self.items > MAX_ITEMS:
             raise _TooBig()
+        if "if" in options:
+            keep = self.condition(options, scope, kp)
+            if keep is not True:
+                return FAILED if keep is FAILED else current  # removed: as if it were not written
 
         local = self.local_name(kind, options, scope, kp)
         if local is None:
@@ -374,20 +370,41 @@ class _Expander:
         elif kind in self.spec.blocks:
             out = self.expand_call(kind, raw, scope, kp, full, inputs, trainable)
         else:
-            known = list(all_type_names()) + list(self.spec.blocks) + list(STRUCTURES)
-            self.error(f"unknown layer type or block '{kind}'" + did_you_mean(kind, known),
+            self.error(f"unknown layer type or block '{kind}'" + unknown_kind_hint(kind, self.spec.blocks),
                        doc.locate(kp + (kind,), key=True) if isinstance(item, dict) else where)
             out = FAILED
         scope.names[local] = out
+        if isinstance(out, Parts):
+            for k, part in enumerate(out.paths):
+                scope.names[f"{local}{PART_SEPARATOR}{k}"] = part
         return out
+
+    def condition(self, options: dict, scope: Scope, kp: PathKey) -> Any:
+        """An item's ``if:``: True keeps it, False removes it (its name is remembered), FAILED."""
+        doc = scope.document
+        keep = self.evaluate(options["if"], scope.params, doc, kp + ("if",))
+        if keep is FAILED:
+            return FAILED
+        if not isinstance(keep, bool):
+            self.error(f"if: expected true or false (or an expression giving one, like ${{se > 0}}), "
+                       f"found {_found(keep)}", doc.locate(kp + ("if",)))
+            return FAILED
+        name = options.get("name")
+        if not keep and isinstance(name, (str, int)) and not isinstance(name, bool):
+            scope.removed.add(str(name))
+        return keep
 
     def local_name(self, kind: str, options: dict, scope: Scope, kp: PathKey) -> str | None:
         doc = scope.document
         if "name" in options:
-            name = options["name"]
+            name = self.evaluate(options["name"], scope.params, doc, kp + ("name",))
             where = doc.locate(kp + ("name",))
-            if not isinstance(name, str) or not NAME_RE.match(name) or keyword.iskeyword(name):
-                self.error(f"name {name!r} {NAME_MESSAGE}", where)
+            if name is FAILED:
+                return None
+            if isinstance(name, int) and not isinstance(name, bool) and name >= 0:
+                name = str(name)  # name: 0, as torchvision's Sequential children
+            if not isinstance(name, str) or not ITEM_NAME_RE.match(name) or keyword.iskeyword(name):
+                self.error(f"name {name!r} {ITEM_NAME_MESSAGE}", where)
                 return None
             if name == INPUT:
                 self.error("'input' is reserved for the input of a block or spec", where)
@@ -407,7 +424,7 @@ class _Expander:
             self.name_sites[(id(scope.names), name)] = (scope.names, doc.file, kp, where)
             return name
         layer = lookup(kind)
-        stem = layer.stem if layer else ("add" if kind == "residual" else kind)
+        stem = layer.stem if layer else (RESIDUAL_MERGE if kind == "residual" else kind)
         sep = "_" if stem[-1:].isdigit() else ""  # block conv3 -> conv3_1, conv3_2 (stem '' for a key '')
         while True:  # conv1, conv2, ...: explicit names already taken are skipped
             scope.counters[stem] += 1
@@ -417,17 +434,31 @@ class _Expander:
 
     def resolve_from(self, raw: Any, scope: Scope, kp: PathKey, current: Any, path: str = "") -> list[Any]:
         if raw is None:
+            if isinstance(current, Parts):
+                self.error(f"the item before this one ('{current.local}') gives {len(current.paths)} parts: "
+                           f"say which this item reads, e.g. from: {current.local}{PART_SEPARATOR}0",
+                           scope.document.locate(kp), path)
+                return [FAILED]
             return [current]
         names = raw if isinstance(raw, list) else [raw]
         result = []
         for i, name in enumerate(names):
             where = scope.document.locate(kp + ("from",) + ((i,) if isinstance(raw, list) else ()))
+            if isinstance(name, int) and not isinstance(name, bool):
+                name = str(name)  # from: 0, a numeric name
             if not isinstance(name, str):
                 self.error(f"from: expected a node name, found {name!r}", where, path)
                 result.append(FAILED)
                 continue
             target = scope.lookup(name)
-            if target is None:
+            if isinstance(target, Parts):
+                self.error(f"from: '{name}' gives {len(target.paths)} parts; read one of them: "
+                           + ", ".join(f"{name}{PART_SEPARATOR}{k}" for k in range(len(target.paths))), where, path)
+                result.append(FAILED)
+            elif target is None and scope.was_removed(name):
+                self.error(f"from: '{name}' is removed here (its if: is false)", where, path)
+                result.append(FAILED)
+            elif target is None:
                 visible = self.visible_names(scope)
                 self.error(f"from: undefined name '{name}'" + did_you_mean(name, visible)
                            + (" (inputs must come from earlier items, so graphs cannot have cycles)"
@@ -500,6 +531,15 @@ class _Expander:
             if shape is not None and layer.param_count(coerced, in_shapes, shape).total > MAX_LAYER_PARAMS:
                 self.error("absurdly many parameters in one layer; archspec refuses it", where, path)
                 shape = None
+        parts = layer.outputs(coerced)
+        if parts > 1 and shape is not None:  # one node per part, each at path.k, read with from: name.k
+            paths = tuple(f"{path}{PART_SEPARATOR}{k}" for k in range(parts))
+            for k, part in enumerate(paths):
+                self.shapes[part] = shape
+                if shape is not None:
+                    self.nodes.append(Node(part, layer.name, {**coerced, "part": k}, list(inputs), shape, where,
+                                           trainable, scope.init))
+            return Parts(path.rsplit(".", 1)[-1], paths)
         self.shapes[path] = shape
         if shape is None:
             return path  # known to have failed; later layers skip their shape checks
@@ -634,13 +674,18 @@ class _Expander:
     def expand_parallel(self, item, scope, kp, path, inputs, trainable, local) -> Any:
         doc = scope.document
         branches = item.get("parallel")
-        merge = item.get("merge", "concat")
-        if merge not in ("concat", "add"):
-            self.error(f"merge: expected concat or add, found {merge!r}", doc.locate(kp + ("merge",)), path)
+        merge = item.get("merge", DEFAULT_MERGE)
+        if merge not in merges():
+            self.error(f"merge: expected {' or '.join(merges())}, found {merge!r}" + did_you_mean(merge, merges()),
+                       doc.locate(kp + ("merge",)), path)
             return FAILED
         if not isinstance(branches, list) or len(branches) < 2:
             self.error("parallel needs a list of at least 2 branches, each a list of layers",
                        doc.locate(kp + ("parallel",)), path)
+            return FAILED
+        if len(branches) > lookup(merge).max_inputs:
+            self.error(f"merge: {merge} takes at most {lookup(merge).max_inputs} branches, found {len(branches)}",
+                       doc.locate(kp + ("merge",)), path)
             return FAILED
         if len(inputs) != 1 or inputs[0] is FAILED:
             if len(inputs) != 1:
@@ -654,7 +699,9 @@ class _Expander:
             body, body_kp = branch, bkp
             if isinstance(branch, dict) and "body" in branch:
                 name, body, body_kp = branch.get("name", name), branch["body"], bkp + ("body",)
-                if not isinstance(name, str) or not NAME_RE.match(name):
+                if isinstance(name, int) and not isinstance(name, bool) and name >= 0:
+                    name = str(name)
+                if not isinstance(name, str) or not ITEM_NAME_RE.match(name):
                     self.error(f"branch name {name!r} is not a valid name", doc.locate(bkp + ("name",)), path)
                     return FAILED
             elif isinstance(branch, dict):
@@ -699,8 +746,8 @@ class _Expander:
         if not isinstance(body, list) or not body:
             self.error("residual needs its main path: a list of layers", doc.locate(kp + ("residual",)), path)
             return FAILED
-        if shortcut is not None and (not isinstance(shortcut, list) or not shortcut):
-            self.error("shortcut must be a list of layers (the projection used where the shape changes)",
+        if shortcut is not None and shortcut != NO_SHORTCUT and (not isinstance(shortcut, list) or not shortcut):
+            self.error(f"{SHORTCUT_MESSAGE}, found {_found(shortcut)}",
                        doc.locate(kp + ("shortcut",)), path)
             return FAILED
         if len(inputs) != 1 or inputs[0] is FAILED:
@@ -715,6 +762,8 @@ class _Expander:
             return FAILED
         main_shape, in_shape = self.shapes.get(main), self.shapes.get(source)
         side = source
+        if main_shape != in_shape and shortcut == NO_SHORTCUT:
+            return main  # the shape changes: no connection, as MobileNetV2's inverted residual
         if main_shape is not None and in_shape is not None and main_shape != in_shape and shortcut:
             name = "downsample"
             k = 1
@@ -734,15 +783,17 @@ class _Expander:
             return (f"inputs differ in shape: main is {fmt_shape(main_s)}, shortcut is {fmt_shape(side_s)} "
                     f"({hint})")
 
-        return self.merge_node("add", path, [main, side], scope, kp, trainable, explain)
+        return self.merge_node(RESIDUAL_MERGE, path, [main, side], scope, kp, trainable, explain)
 
 
 def _projection_hint(main, side) -> str:
     if len(main) == 3 and len(side) == 3:
         stride = side[1] // main[1] if main[1] and side[1] % main[1] == 0 else None
         if stride and stride > 1:
-            return f"did you forget a shortcut: a projection with stride {stride}?"
-    return "did you forget a shortcut: a projection to the main path's shape?"
+            return (f"did you forget a shortcut: a projection with stride {stride}? Or shortcut: {NO_SHORTCUT}, "
+                    "for a connection only where the shape is unchanged")
+    return (f"did you forget a shortcut: a projection to the main path's shape? Or shortcut: {NO_SHORTCUT}, "
+            "for a connection only where the shape is unchanged")
 
 
 def _param_decl(decl: Any) -> tuple[str, Any, bool]:

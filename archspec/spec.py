@@ -13,6 +13,7 @@ from .errors import ArchspecError, Collector, Location
 from .loader import MAX_IMPORT_DEPTH, Document, PathKey, parse_yaml, read_document
 from . import zoo
 from .layers import lookup
+from .vocabulary import reserved_words
 
 
 @dataclass
@@ -136,7 +137,7 @@ def _collect_blocks(spec: Spec, document: Document, problems: Collector, stack: 
     blocks = data.get("blocks") or {}
     if isinstance(blocks, dict):
         for name in blocks:
-            if lookup(name) is not None or name in ("repeat", "parallel", "residual"):
+            if lookup(name) is not None or name in reserved_words():
                 problems.add(f"block '{name}' has the name of a built-in layer type; the layer type "
                              "would always win, so rename the block", document.locate(("blocks", name), key=True))
                 continue

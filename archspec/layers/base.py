@@ -151,21 +151,21 @@ PADDING_MODES = ("valid", "same", "full")
 
 @dataclass(frozen=True)
 class Padding:
-    """valid | same | full | int | [h, w] | [top, bottom, left, right] (P_h-, P_h+, P_w-, P_w+)."""
+    """valid | same | full | int | [h, w] | [top, bottom, left, right] (P_h-, P_h+, P_w-, P_w+).
+
+    ``numeric``: the sizes only, without the modes (zero_pad2d).
+    """
+
+    numeric: bool = False
 
     def schema(self) -> dict:
         n = {"type": "integer", "minimum": 0}
-        return {
-            "oneOf": [
-                {"enum": list(PADDING_MODES)},
-                n,
-                {"type": "array", "items": n, "minItems": 2, "maxItems": 2},
-                {"type": "array", "items": n, "minItems": 4, "maxItems": 4},
-            ]
-        }
+        sizes = [n, {"type": "array", "items": n, "minItems": 2, "maxItems": 2},
+                 {"type": "array", "items": n, "minItems": 4, "maxItems": 4}]
+        return {"oneOf": sizes if self.numeric else [{"enum": list(PADDING_MODES)}, *sizes]}
 
     def coerce(self, value: Any) -> str | tuple[int, int, int, int]:
-        if isinstance(value, str):
+        if isinstance(value, str) and not self.numeric:
             return Enum(PADDING_MODES).coerce(value)
         n = Int(0)
         if isinstance(value, list):
@@ -179,10 +179,24 @@ class Padding:
         try:
             p = n.coerce(value)
         except ArgError:
+            modes = "" if self.numeric else "valid, same, full, "
             raise ArgError(
-                f"expected valid, same, full, an integer, [h, w] or [top, bottom, left, right]; found {_found(value)}"
+                f"expected {modes}an integer, [h, w] or [top, bottom, left, right]; found {_found(value)}"
             ) from None
         return (p, p, p, p)
+
+
+@dataclass(frozen=True)
+class Axes:
+    """A list of axes of one sample's shape, e.g. [1, 2, 0]."""
+
+    def schema(self) -> dict:
+        return {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 1, "maxItems": 4}
+
+    def coerce(self, value: Any) -> tuple[int, ...]:
+        if not isinstance(value, list) or not 1 <= len(value) <= 4:
+            raise ArgError(f"expected a list of 1 to 4 axes like [1, 2, 0], found {_found(value)}")
+        return tuple(Int(0).coerce(v) for v in value)
 
 
 @dataclass(frozen=True)
@@ -257,7 +271,8 @@ class Field:
         size, jump, start = [], [], []
         for a in range(2):
             k_eff = dilation[a] * (kernel[a] - 1) + 1
-            size.append(self.size[a] + (k_eff - 1) * self.jump[a])
+            # after an upsampling the jump is a fraction: a window then sees a whole number of pixels
+            size.append(math.ceil(self.size[a] + (k_eff - 1) * self.jump[a]))
             start.append(self.start[a] + ((k_eff - 1) / 2 - pad_before[a]) * self.jump[a])
             jump.append(self.jump[a] * stride[a])
         return Field(tuple(size), tuple(jump), tuple(start))
@@ -274,6 +289,8 @@ class Call:
     function: Any
     kwargs: dict = field(default_factory=dict)
     list_input: bool = False  # pass the inputs as one list, as torch.cat wants
+    weight: Any = None  # a tensor the compiler holds as a parameter at the node's own path and passes
+    #                     first: its state_dict key is the path itself (ConvNeXt's ...0.layer_scale)
 
 
 @dataclass(frozen=True)
@@ -329,6 +346,7 @@ class LayerType:
     ranks: ClassVar[tuple[int, ...] | None] = None  # accepted input ranks, None = any
     view: ClassVar[bool] = False  # output shares its input's storage (no new memory)
     exact_saved: ClassVar[bool] = True  # False where "saved" is an estimate of a composite op
+    example_args: ClassVar[dict] = {}  # values of required arguments for docs/layers.md's example
 
     @property
     def stem(self) -> str:
@@ -354,6 +372,10 @@ class LayerType:
                 else:
                     out[key] = None if arg.default is None else arg.kind.coerce(arg.default)
         return out, problems
+
+    def outputs(self, a: dict) -> int:
+        """How many tensors the item gives: more than 1 for a chunk into parts (``name.0``, ``name.1``)."""
+        return 1
 
     def check_inputs(self, inputs: list[Shape]) -> None:
         if self.ranks is not None:

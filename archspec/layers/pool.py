@@ -16,6 +16,12 @@ class WindowPool(WindowLayer):
 
     def output_shape(self, a, inputs):
         padding, kernel = a["padding"], a["kernel"]
+        if padding == "full":  # torch's pools take at most half the kernel as padding
+            dilation = a.get("dilation", (1, 1))
+            pads = [dilation[ax] * (kernel[ax] - 1) for ax in range(2)]
+            if any(2 * p > k for p, k in zip(pads, kernel)):
+                raise ShapeError(f"padding full pads {max(pads)}, more than half the kernel "
+                                 f"{kernel[0]}×{kernel[1]}; torch's pooling refuses it")
         if isinstance(padding, tuple):
             for k, p in zip((kernel[0], kernel[0], kernel[1], kernel[1]), padding):
                 if p * 2 > k:
