@@ -13,6 +13,15 @@ from .weights import load_weights, save_weights  # torch is imported only when t
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str):
+    # archspec.draw (the pictures, callable: archspec.draw(spec)) is imported when first used
+    if name == "draw":
+        import importlib
+
+        return importlib.import_module(".draw", __name__)
+    raise AttributeError(f"module 'archspec' has no attribute {name!r}")
+
 __all__ = [
     "ArchspecError", "Graph", "LimitError", "Location", "Node", "Problem", "Spec", "SpecError", "Summary",
     "UsageError", "build", "check", "expand", "infer", "load", "load_weights", "loads", "save_weights",

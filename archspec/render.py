@@ -159,19 +159,6 @@ def _slide_shape(shape) -> str:
     return "1x1x" + "x".join(str(d) for d in shape)
 
 
-def _slide_label(node) -> str:
-    a = node.args
-    if node.type == "conv2d":
-        k = a["kernel"]
-        return f"CONV{k[0] if k[0] == k[1] else f'{k[0]}x{k[1]}'}-{a['out']}"
-    if lookup(node.type).family == "pool" and "kernel" in a:
-        k = a["kernel"]
-        return f"POOL{k[0] if k[0] == k[1] else f'{k[0]}x{k[1]}'}"
-    if node.type == "linear":
-        return "FC"
-    return node.type.upper()
-
-
 def _product(dims) -> str:
     return "*".join(str(d) for d in dims)
 
@@ -203,14 +190,47 @@ def explain_lines(s: Summary) -> list[str]:
                     if len(flat_in) == 3:  # as the slide: 7*7*512*4096
                         formula = f"{flat_in[1]}*{flat_in[2]}*{flat_in[0]}*{node.args['out']}"
             weights = f"weights: {formula} = {count(p.weights)}"
-            if node.type.startswith("batchnorm"):
-                weights = f"weights: gamma {count(p.weights)}"
+            scale, shift = lookup(node.type).affine_words
+            if scale != "weights":  # batch norm's pair: weights: gamma 64  bias: beta 64
+                weights = f"weights: {scale} {count(p.weights)}"
             if p.biases:
-                weights += f"  bias: {'beta ' if node.type.startswith('batchnorm') else ''}{count(p.biases)}"
+                weights += f"  bias: {shift + ' ' if shift != 'bias' else ''}{count(p.biases)}"
         else:
             weights = "weights: 0"
-        line = f"{node.path}  {_slide_label(node)}: [{_slide_shape(shape)}] memory: {memory} {weights}"
+        line = f"{node.path}  {lookup(node.type).slide_label(node.args)}: [{_slide_shape(shape)}] memory: {memory} {weights}"
         if f.macs:
             line += f"  MACs: {_product(dims)}*{f.macs // _numel(shape)} = {count(f.macs)}"
         lines.append(line)
     return lines
+
+
+# ------------------------------------------------------------------ HTML (notebooks, archspec view)
+
+_NUMERIC = ("Params", "Activations", "MACs", "RF")
+
+
+def to_html(s: Summary, row_ids: bool = False) -> str:
+    """The per-layer table and the totals as one HTML fragment (a notebook's display of a Summary).
+
+    Self-contained: the few styles it needs are inline, so it reads the same in Jupyter, in VS Code
+    and in ``archspec view``; ``row_ids`` gives each row the id ``row-<path>``.
+    """
+    from html import escape
+
+    def cells(values, tag="td"):
+        return "".join(f'<{tag} style="text-align:{"right" if c in _NUMERIC else "left"}">{escape(v)}</{tag}>'
+                       for c, v in zip(COLUMNS, values))
+
+    def tr(values, path):
+        rid = f' id="row-{escape(path)}"' if row_ids else ""
+        return f"<tr{rid}>{cells(values)}</tr>"
+
+    title = f"{s.name} — input {shape_text(s.input)}, batch {s.batch}, {s.dtype}"
+    head = "<tr>" + "".join(f'<th style="text-align:{"right" if c in _NUMERIC else "left"}">{escape(c)}</th>'
+                            for c in COLUMNS) + "</tr>"
+    body = [tr(_input_cells(s), INPUT)] + [tr(_cells(row), row.path) for row in s.rows]
+    totals = "".join(f'<tr><th style="text-align:left">{escape(label)}</th><td style="text-align:left">'
+                     f"{escape(value)}</td></tr>" for label, value in totals_lines(s))
+    return (f'<div class="archspec-summary"><table class="archspec-layers"><caption style="text-align:left">'
+            f"<b>{escape(title)}</b></caption><thead>{head}</thead><tbody>{''.join(body)}</tbody></table>"
+            f'<table class="archspec-totals"><tbody>{totals}</tbody></table></div>')

@@ -10,9 +10,9 @@ import json
 from typing import Any
 
 from .errors import Problem
-from .vocabulary import (DEFAULT_MERGE, INPUT_MESSAGE, ITEM_MESSAGE, ITEM_NAME_MESSAGE, ITEM_NAME_RE, ITEM_OPTIONS,
-                         NAME_MESSAGE, NAME_RE, NO_SHORTCUT, PARAM_TYPES, SHORTCUT_MESSAGE, STRUCTURES, args_not_mapping,
-                         merges)
+from .vocabulary import (DEFAULT_MERGE, INPUT_MESSAGE, ITEM_MESSAGE, ITEM_NAME_MESSAGE, ITEM_NAME_RE,
+                         ITEM_OPTIONS, NAME_MESSAGE, NAME_RE, NO_SHORTCUT, PARAM_TYPES, SHORTCUT_MESSAGE, STRUCTURES,
+                         args_not_mapping, merges)
 from .layers import ALIASES, REGISTRY, did_you_mean, lookup
 from .layers.base import EXPRESSION_SCHEMA, ArgError
 from .init import schema as init_schema

@@ -113,6 +113,12 @@ class Summary:
             "totals": asdict(self.totals),
         }
 
+    def _repr_html_(self) -> str:
+        """The table and totals as HTML: how a notebook shows a Summary."""
+        from .render import to_html
+
+        return to_html(self)
+
     def __rich__(self):
         from .render import summary_table
 

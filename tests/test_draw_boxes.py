@@ -82,9 +82,10 @@ def test_resnet18_merges_and_skip_arcs(summaries):
     assert len(identity) == 5 and len(projections) == 3
     assert "maxpool -> layer1.0.add1" in identity
     assert "layer1.1.add1 -> layer2.0.add1 via layer2.0.downsample.conv1" in projections
-    # the projection is told on its arc, not drawn as a box on the main line
+    # the projection is a box in its own row above the main line, labelled with its kernel and size
     assert "layer2.0.downsample.conv1" not in keys(root, "box")
-    assert any("conv 1×1 /2 → 128×28×28" in texts for _, texts in groups(root, "skip"))
+    assert "layer2.0.downsample.conv1" in keys(root, "branch-box")
+    assert any(["conv 1×1 /2", "128×28×28"] == texts for _, texts in groups(root, "skip"))
     assert len(keys(root, "box")) == 1 + 1 + 1 + 16 + 1  # input, conv1, maxpool, 16 block convs, avgpool
 
 
@@ -129,8 +130,42 @@ def test_big_graphs_collapse_to_top_level_blocks_by_default(summaries):
     assert any(f"more than {boxes.MAX_BOXES} boxes" in t for t in all_text(root))
     # resnet34 fits (53 boxes and 3 projections): drawn in full
     assert boxes_units(summaries("resnet34"))[2] is None
+    # googlenet's branches stack above its spine: 36 boxes along it, drawn in full
     g_units, g_chain, g_depth = boxes_units(summaries("googlenet"))
-    assert g_depth == 0 and "inception4e" in g_chain and len(g_chain) == 19  # input + 18
+    assert g_depth is None and len(g_chain) == 37
+
+
+def test_an_inception_module_is_four_branches_and_their_concatenation(summaries):
+    s = summaries("googlenet")
+    scene = boxes_scene(s)
+    root = parsed(scene)
+    rows = [title for title, _ in groups(root, "skip") if " -> inception3a.concat " in title]
+    on_spine = [k for k in keys(root, "box") if k.startswith("inception3a.")]
+    # three branches in rows above, one along the spine, all from maxpool2 into the concatenation
+    assert len(rows) == 3 and all(r.startswith("maxpool2 -> ") for r in rows)
+    assert on_spine == ["inception3a.branch2.reduce.conv", "inception3a.branch2.conv.conv", "inception3a.concat"]
+    kernels = [t for title, texts in groups(root, "skip") if " -> inception3a.concat " in title for t in texts]
+    assert sorted(k for k in kernels if "×" in k and not k[0].isdigit()) == [
+        "conv 1×1", "conv 1×1", "conv 1×1", "conv 3×3", "maxpool 3×3"]
+    # rows never overlap: the boxes of one module's rows lie one above the other
+    boxes_of = {}
+    for g in scene.items:
+        if getattr(g, "cls", "") == "skip" and " -> inception3a.concat " in g.label:
+            ys = [pt[1] for item in g.items if getattr(item, "cls", "") == "branch-box" for part in item.items
+                  for pt in getattr(part, "points", ())]
+            boxes_of[g.label] = (min(ys), max(ys))
+    spans = sorted(boxes_of.values())
+    assert all(a[1] < b[0] for a, b in zip(spans, spans[1:]))
+    # pools and concatenations carry their glyph: a funnel, two bars
+    assert "glyph pool" in [t for t, _ in groups(root, "legend-entry")]
+    assert "glyph merge" in [t for t, _ in groups(root, "legend-entry")]
+
+
+def test_vgg16_in_full_fits_a_16_to_9_slide_by_its_width(summaries):
+    scene = boxes_scene(summaries("vgg16"))
+    # on a 1920×1080 slide the picture is shown at 1920/width of its size: labels stay at 9 px or more
+    shrink = min(1920 / scene.width, 1080 / scene.height)
+    assert shrink * boxes.LABEL_SIZE >= 9 and scene.width / scene.height > 16 / 9
 
 
 def test_legend_lists_the_families_drawn(summaries):
@@ -138,10 +173,10 @@ def test_legend_lists_the_families_drawn(summaries):
         root = parsed(boxes_scene(summaries(name), **kw))
         return [t for t, _ in groups(root, "legend-entry")]
 
-    assert legend("lenet5") == ["input", "conv", "pool", "activation", "dense"]
-    assert legend("vgg16") == ["input", "conv", "pool", "activation", "regularization", "dense"]
+    assert legend("lenet5") == ["input", "conv", "pool", "activation", "dense", "glyph pool"]
+    assert legend("vgg16") == ["input", "conv", "pool", "activation", "regularization", "dense", "glyph pool"]
     assert legend("resnet18") == ["input", "conv", "pool", "norm", "activation", "dense", "merge", "identity",
-                                  "path"]
+                                  "path", "glyph pool", "add"]
     root = parsed(boxes_scene(summaries("lenet5"), legend=False))
     assert groups(root, "legend") == [] and groups(root, "legend-entry") == []
 

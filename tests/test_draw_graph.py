@@ -111,14 +111,25 @@ def test_dot_is_deterministic(tmp_path, resnet152):
 
 def test_every_layer_is_a_node_with_name_type_key_params_and_shape(tmp_path):
     s = summary_of(tmp_path, CHAIN)
-    dot = to_dot(s)
+    dot = to_dot(s, compact=False)
     ids = node_ids(dot)
     assert ids[0] == "@input" and ids[-1] == "@legend"
     assert ids[1:-1] == [n.path for n in s.graph.nodes]
     assert "<b>conv1</b>" in dot and "conv2d" in dot and "3×3 /2, 8" in dot and "8×13×13" in dot
-    # edges carry the shape of the tensor they carry
-    assert 'conv1 -> relu1 [label=" 8×13×13 "]' in dot
-    assert ("@input", "conv1") in edges(dot)
+    # the shape is written once, in the node that makes it: edges carry none
+    assert to_dot(s).count("8×13×13") == 1 and "label=" not in "".join(l for l in dot.splitlines() if "->" in l)
+    assert ("@input", "conv1") in edges(dot) and ("conv1", "relu1") in edges(dot)
+
+
+def test_compact_nodes_take_in_the_layers_that_only_follow_them(tmp_path):
+    s = summary_of(tmp_path, CHAIN)
+    dot = to_dot(s)
+    assert node_ids(dot)[1:-1] == ["conv1", "pool1", "flatten1", "fc1"]  # relu into conv1, dropout into flatten1
+    assert "3×3 /2, 8 + relu" in dot and "+ dropout" in dot
+    assert edges(dot)[:2] == [("@input", "conv1"), ("conv1", "pool1")]
+    # a block that becomes one node is drawn as that node, titled by the block
+    r = to_dot(summary_of(tmp_path, RESIDUAL, "r.yaml"))
+    assert "cluster_block.downsample" not in r and "<b>downsample</b>" in r and "conv2d 1×1 /2, 32 + bn" in r
 
 
 def test_no_shapes_and_no_legend(tmp_path):
@@ -162,7 +173,7 @@ def test_names_and_docs_are_escaped(tmp_path):
 
 
 def test_clusters_nest_as_paths_nest(tmp_path):
-    dot = to_dot(summary_of(tmp_path, RESIDUAL), fold=False)
+    dot = to_dot(summary_of(tmp_path, RESIDUAL), fold=False, compact=False)
     clusters = re.findall(r'subgraph "?cluster_([\w.]+)"? \{', dot)
     assert clusters == ["block", "block.downsample", "stage", "stage.0", "stage.1", "stage.2"]
     # stage.0 sits inside stage: its subgraph opens before stage's closes
@@ -172,11 +183,13 @@ def test_clusters_nest_as_paths_nest(tmp_path):
 
 
 def test_parallel_branches_start_on_one_rank(tmp_path):
-    dot = to_dot(summary_of(tmp_path, PARALLEL))
-    block = re.search(r"\{\n\t\trank=same\n((?:\t\t\S+\n)+)\t\}", dot)
+    dot = to_dot(summary_of(tmp_path, PARALLEL), compact=False)
+    block = re.search(r"\{\n\t\trank=same\n((?:\t\t\S+\n)+)((?:\t\t.* -> .*\n)+)\t\}", dot)
     assert block is not None
     heads = [h.strip('"') for h in block.group(1).split()]
     assert heads == ["mix.branch1", "mix.branch2.conv1", "mix.branch3"]
+    # invisible edges keep the branches in the order the spec lists them
+    assert block.group(2).count("style=invis") == 2 and '"mix.branch1" -> ' in block.group(2)
 
 
 def test_bad_options_are_usage_errors(resnet50):
@@ -190,7 +203,7 @@ def test_bad_options_are_usage_errors(resnet50):
 
 
 def test_depth_collapses_groups_into_nodes(resnet50):
-    dot = to_dot(resnet50, depth=0)
+    dot = to_dot(resnet50, depth=0, compact=False)
     ids = node_ids(dot)
     assert ids == ["@input", "conv1", "bn1", "relu", "maxpool", "@layer1", "@layer2", "@layer3", "@layer4",
                    "avgpool", "flatten1", "fc", "@legend"]
@@ -213,7 +226,7 @@ def test_depth_one_keeps_stages_as_clusters_and_folds_their_copies(resnet152):
 
 
 def test_identical_copies_fold_into_one_node(resnet152):
-    dot = to_dot(resnet152)
+    dot = to_dot(resnet152, compact=False)
     ids = node_ids(dot)
     # layer3.0 (with the downsample) is drawn layer by layer, layer3.1 .. 35 as one node
     assert "layer3.0.conv1" in ids and "layer3.0.downsample.conv1" in ids
@@ -224,7 +237,7 @@ def test_identical_copies_fold_into_one_node(resnet152):
     # 4 stem layers, 4 × (12 layers of copy 0 + 1 fold), avgpool, flatten, fc, input, legend
     assert len(ids) == 4 + 4 * 13 + 3 + 2
     assert ("@layer3.1", "layer4.0.conv1") in edges(dot) and ("layer3.0.relu3", "@layer3.1") in edges(dot)
-    assert len(node_ids(to_dot(resnet152, fold=False))) == len(resnet152.graph.nodes) + 2
+    assert len(node_ids(to_dot(resnet152, fold=False, compact=False))) == len(resnet152.graph.nodes) + 2
 
 
 def test_folding_needs_identical_chained_copies(tmp_path):
@@ -245,7 +258,7 @@ def test_folding_needs_identical_chained_copies(tmp_path):
         merge: add
       - {repeat: 2, name: same, body: [{unit: {c: 4}}]}
     """
-    dot = to_dot(summary_of(tmp_path, text))
+    dot = to_dot(summary_of(tmp_path, text), compact=False)
     ids = node_ids(dot)
     assert {"grow.0.conv1", "grow.1.conv1", "grow.2.conv1"} <= set(ids)
     assert {"parallel1.branch1.conv1", "parallel1.branch2.conv1"} <= set(ids)
@@ -254,7 +267,7 @@ def test_folding_needs_identical_chained_copies(tmp_path):
 
 def test_googlenet_has_nothing_to_fold():
     s = archspec.summarize("googlenet")
-    assert len(node_ids(to_dot(s))) == len(s.graph.nodes) + 2
+    assert len(node_ids(to_dot(s, compact=False))) == len(s.graph.nodes) + 2
 
 
 # ---------------------------------------------------------------- rendering
@@ -288,8 +301,8 @@ def test_dot_format_writes_the_text_atomically(tmp_path):
 
 @needs_engine
 def test_svg_through_graphviz_pure_names_every_node(tmp_path, no_system_dot, resnet152):
-    out = render_dot(to_dot(resnet152), tmp_path / "r.svg", "svg")
-    assert Path(no_system_dot[0][0]).name == "graphviz-pure" and "-Tsvg" in no_system_dot[0]
+    out = render_dot(to_dot(resnet152, compact=False), tmp_path / "r.svg", "svg")
+    assert Path(no_system_dot[0][0]).name == "graphviz-pure" and "-Tjson" in no_system_dot[0]
     root = ET.parse(out).getroot()
     texts = {"".join(t.itertext()).strip() for t in root.iter("{http://www.w3.org/2000/svg}text")}
     for node in resnet152.graph.nodes:
@@ -314,7 +327,7 @@ def test_png_has_the_png_signature(tmp_path, no_system_dot):
 def test_small_specs_render_to_svg_with_every_name(tmp_path, no_system_dot):
     for name, text in SPECS.items():
         s = summary_of(tmp_path, text, f"{name}.yaml")
-        root = ET.parse(render_dot(to_dot(s, fold=False), tmp_path / f"{name}.svg", "svg")).getroot()
+        root = ET.parse(render_dot(to_dot(s, fold=False, compact=False), tmp_path / f"{name}.svg", "svg")).getroot()
         texts = {"".join(t.itertext()).strip() for t in root.iter("{http://www.w3.org/2000/svg}text")}
         assert {n.name for n in s.graph.nodes} <= texts, name
 
@@ -344,9 +357,10 @@ def test_engine_failure_reports_its_stderr_and_writes_nothing(tmp_path, no_syste
 
 
 @needs_engine
-def test_system_dot_is_preferred(tmp_path, monkeypatch):
+def test_system_dot_serves_where_graphviz_pure_is_missing(tmp_path, monkeypatch):
     calls = []
     monkeypatch.setattr(shutil, "which", lambda name, *a, **k: ENGINE if name == "dot" else None)
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "bin" / "python"))
     real_run = subprocess.run
     monkeypatch.setattr(subprocess, "run", lambda cmd, *a, **k: calls.append(cmd) or real_run(cmd, *a, **k))
     render_dot("digraph x { a }", tmp_path / "g.svg", "svg")
@@ -375,3 +389,50 @@ def test_drawing_never_imports_torch(tmp_path):
     r = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "TORCH: []" in r.stdout
+
+
+def unnamed_residual_chain(blocks: int) -> str:
+    """A residual chain written as an unnamed repeat: no groups, only layers conv1, bn1, ..."""
+    return f"""
+    archspec: 1
+    name: deep{blocks}
+    input: [8, 8, 8]
+    layers:
+      - repeat: {blocks}
+        body:
+          - residual:
+              - conv2d: {{out: 8, kernel: 3, padding: 1, bias: false}}
+              - batchnorm2d
+              - relu
+              - conv2d: {{out: 8, kernel: 3, padding: 1, bias: false}}
+              - batchnorm2d
+          - relu
+      - global_avgpool
+      - linear: {{out: 10}}
+    """
+
+
+def test_unnamed_repeats_fold_and_the_picture_does_not_grow_with_the_copies(tmp_path):
+    sizes = {}
+    for blocks in (3, 40, 300):
+        s = summary_of(tmp_path, unnamed_residual_chain(blocks), f"deep{blocks}.yaml")
+        assert not s.graph.groups and len(s.graph.nodes) == 7 * blocks + 2
+        for compact in (True, False):
+            dot = to_dot(s, compact=compact)
+            sizes[blocks, compact] = (len(node_ids(dot)), len(edges(dot)))
+        assert f"<b>conv1 … relu{2 * blocks}</b> ×{blocks}" in to_dot(s)
+        assert "3×3 → 3×3 → add · 7 layers each" in to_dot(s)
+        per_block = sum(f.params.total for f in s.analysis.figures if f.path not in ("gpool1", "fc1"))
+        assert f"{per_block:,} params" in to_dot(s)
+    for compact in (True, False):
+        assert sizes[3, compact] == sizes[40, compact] == sizes[300, compact]
+
+
+def test_a_run_that_is_read_from_the_middle_does_not_fold(tmp_path):
+    text = unnamed_residual_chain(4).replace("      - global_avgpool", "      - {add: {}, from: [relu4, relu8]}\n"
+                                             "      - global_avgpool")
+    s = summary_of(tmp_path, text)
+    dot = to_dot(s, compact=False)
+    # relu4 (the end of the 2nd copy) is read from outside: copies 1-2 and 3-4 fold apart, no edge lost
+    assert "<b>conv1 … relu4</b> ×2" in dot and "<b>conv5 … relu8</b> ×2" in dot
+    assert {("@conv1", "@conv5"), ("@conv1", "add5"), ("@conv5", "add5")} <= set(edges(dot))

@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 import struct
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
 
@@ -73,20 +74,44 @@ def test_png_signature_and_size(tmp_path):
     assert png_size(s.to_png(tmp_path / "b.png", scale=1).read_bytes()) == (200, 100)
 
 
-def test_png_draws_with_pillows_own_font_when_no_system_font(tmp_path, monkeypatch):
+def test_png_text_is_drawn_with_the_bundled_font(tmp_path):
     from PIL import Image
 
-    monkeypatch.setenv("ARCHSPEC_BUILTIN_FONT", "1")
-    sc.font.cache_clear()
-    try:
-        fnt, builtin, _ = sc.font(20)
-        assert builtin
-        s = Scene(120, 30, [Text(5, 20, "64×112×112 √", size=14), Text(115, 20, "b", size=14, anchor="end",
-                                                                         weight="bold")])
-        image = Image.open(s.to_png(tmp_path / "t.png")).convert("L")
-        assert image.getextrema()[0] < 100  # dark text pixels were drawn
-    finally:
-        sc.font.cache_clear()
+    assert Path(sc.font(20).path) == sc.FONT_FILES["normal"] and Path(sc.font(20, "bold").path) == sc.FONT_FILES["bold"]
+    assert all(f.is_file() for f in sc.FONT_FILES.values()) and (sc.FONT_DIR / "LICENSE").is_file()
+    s = Scene(120, 30, [Text(5, 20, "64×112×112 √", size=14), Text(115, 20, "b", size=14, anchor="end", weight="bold")])
+    image = Image.open(s.to_png(tmp_path / "t.png")).convert("L")
+    assert image.getextrema()[0] < 100  # dark text pixels were drawn
+
+
+def test_text_width_is_the_bundled_fonts_advance_widths():
+    from fontTools.ttLib import TTFont
+
+    for weight, path in sc.FONT_FILES.items():
+        face = TTFont(str(path))
+        em, cmap, hmtx = face["head"].unitsPerEm, face.getBestCmap(), face["hmtx"]
+        for text in ("conv1conv2d", "64×112×112", "Wi·→√"):
+            expected = sum(hmtx[cmap[ord(ch)]][0] for ch in text) / em * 10
+            assert text_width(text, 10, weight) == pytest.approx(expected, abs=0.02)
+
+
+def test_svg_carries_the_characters_it_uses_in_the_bundled_font():
+    import base64
+    import io
+
+    from fontTools.ttLib import TTFont
+
+    s = Scene(200, 40, [Text(5, 20, "conv 3×3", size=12), Text(5, 35, "relu", size=12, weight="bold")])
+    svg = s.to_svg()
+    faces = re.findall(r'font-weight:(\w+);src:url\(data:font/ttf;base64,([A-Za-z0-9+/=]+)\)', svg)
+    assert [w for w, _ in faces] == ["normal", "bold"]
+    for (weight, data), text in zip(faces, ("conv 3×3", "relu")):
+        face = TTFont(io.BytesIO(base64.b64decode(data)))
+        assert set(text) <= {chr(c) for c in face.getBestCmap()} and len(face.getBestCmap()) <= len(set(text)) + 1
+        assert face["name"].getDebugName(1) == "DejaVu Sans"
+    assert len(svg) < 40_000  # a subset, not the 740 KB font
+    assert 'font-family="DejaVu Sans, sans-serif"' in svg
+    assert "@font-face" not in s.to_svg(embed_font=False)
 
 
 def test_save_writes_atomically_and_picks_the_format(tmp_path, monkeypatch):

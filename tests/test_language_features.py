@@ -370,3 +370,36 @@ layers:
     net = build(text)
     assert net(torch.randn(2, 3, 16, 16)).shape == (2, 8, 33, 33)
     assert archspec.summarize(spec(text)).totals.params == sum(p.numel() for p in net.parameters())
+
+
+# ---------------------------------------------------------------- the language guide's examples
+
+
+def _guide_examples() -> list[str]:
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "spec-language.md").read_text(encoding="utf-8")
+    # the whole networks of the sections on squeeze-and-excitation and U-Net decoders
+    text = text.split("## A squeeze-and-excitation block", 1)[1].split("## Imports", 1)[0]
+    blocks = [b.split("```", 1)[0] for b in text.split("```yaml\n")[1:]]
+    return [b for b in blocks if b.startswith("archspec: 1")]
+
+
+@pytest.mark.parametrize("text", _guide_examples(), ids=lambda t: t.split("name: ", 1)[-1].split("\n", 1)[0])
+def test_the_guides_whole_specs_validate(text):
+    assert archspec.validate(archspec.loads(text, "guide.yaml")) == []
+
+
+def test_the_guides_squeeze_and_excitation_has_torchvisions_keys():
+    [text] = [t for t in _guide_examples() if "squeeze_excitation" in t]
+    net = archspec.build(archspec.loads(text, "guide.yaml"))
+    assert [k for k in net.state_dict() if k.startswith("se.")] == [
+        "se.fc1.weight", "se.fc1.bias", "se.fc2.weight", "se.fc2.bias"]
+    assert net(torch.randn(2, 3, 64, 64)).shape == (2, 10)
+
+
+def test_the_guides_u_net_decoder_gives_a_map_per_class():
+    [text] = [t for t in _guide_examples() if "tiny_unet" in t]
+    g = archspec.expand(archspec.loads(text, "guide.yaml"))
+    assert g.node("head").shape == (2, 64, 64)
+    assert g.node("up2").shape == (32, 32, 32)

@@ -196,3 +196,27 @@ def test_tiny_figures(tiny):
     by = {r.path: r for r in tiny.rows}
     assert by["conv3"].output_shape == (16, 8, 8)  # 'same' with stride 2: ceil(16 / 2)
     assert by["downsample.conv1"].params == 8 * 16 + 16
+
+
+def test_html_table_is_what_a_notebook_shows():
+    import xml.etree.ElementTree as ET
+
+    import archspec
+    from archspec.render import to_html
+
+    s = archspec.summarize("vgg16")
+    html = s._repr_html_()
+    assert html == to_html(s)
+    root = ET.fromstring(html)  # well-formed: every cell escaped
+    rows = root.findall(".//table[@class='archspec-layers']/tbody/tr")
+    assert len(rows) == len(s.rows) + 1  # the input, then every layer
+    header = [th.text for th in root.findall(".//thead/tr/th")]
+    assert header == ["Layer", "Type", "Output shape", "Params", "Activations", "MACs", "RF"]
+    first_conv = [td.text for td in rows[1]]
+    assert first_conv[:4] == [s.rows[0].path, "conv2d 3×3, 64", "64×224×224", "1,792"]
+    totals = {th.text: td.text for th, td in (tr for tr in root.findall(".//table[@class='archspec-totals']/tbody/tr"))}
+    assert totals["Parameters"].startswith("138,357,544")
+    ids = ET.fromstring(to_html(s, row_ids=True)).findall(".//tbody/tr[@id]")
+    assert [tr.get("id") for tr in ids][:2] == ["row-input", f"row-{s.rows[0].path}"]
+    odd = archspec.loads("archspec: 1\nname: 'a<b>&c'\ninput: [4]\nlayers: [{linear: {out: 2}}]\n")
+    assert "a&lt;b&gt;&amp;c" in archspec.summarize(odd)._repr_html_()

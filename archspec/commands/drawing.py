@@ -7,6 +7,15 @@ from ..expand import parse_overrides
 from .common import console, set_option, user_errors
 
 
+def _wrap(value: str) -> int | str:
+    if value == "auto":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise click.BadParameter(f"'{value}' is not 'auto' or a number of pieces") from None
+
+
 @click.command()
 @click.argument("spec")
 @click.option("--output", "-o", type=click.Path(dir_okay=False), required=True,
@@ -14,19 +23,26 @@ from .common import console, set_option, user_errors
 @click.option("--style", type=click.Choice(["graph", "boxes"]), default="graph", show_default=True)
 @click.option("--depth", "-d", type=click.IntRange(0), default=None, help="Collapse blocks below this depth.")
 @click.option("--rankdir", type=click.Choice(["TB", "LR"]), default="TB", show_default=True,
-              help="Graph direction: top to bottom or left to right.")
-@click.option("--shapes/--no-shapes", default=True, help="Label edges with tensor shapes.")
+              help="Graph direction: top to bottom or left to right (landscape).")
+@click.option("--wrap", default="auto", show_default=True, metavar="auto|N",
+              help="Cut a long chain into N pieces side by side (graph style); auto: the number that "
+                   "comes nearest a 16:9 slide.")
+@click.option("--scale", type=click.FloatRange(0.25, 8), default=2.0, show_default=True,
+              help="PNG pixels per CSS pixel (1: 96 dpi).")
+@click.option("--shapes/--no-shapes", default=True, help="Write each layer's output shape in its node.")
 @click.option("--legend/--no-legend", default=True, help="Show the colour legend of layer families.")
 @click.option("--fold/--no-fold", default=True, help="Fold runs of identical blocks into one node marked ×N.")
+@click.option("--compact/--no-compact", default=True,
+              help="Write batch norm, activations and dropout into the node of the layer they follow.")
 @set_option
 @user_errors
-def draw(spec, output, style, depth, rankdir, shapes, legend, fold, overrides):
+def draw(spec, output, style, depth, rankdir, wrap, scale, shapes, legend, fold, compact, overrides):
     """Draw SPEC as a graph (DOT) or as layered 3-D boxes."""
     from .. import draw as drawing
 
-    path = drawing.draw(spec, output, style=style, depth=depth, rankdir=rankdir, shapes=shapes, legend=legend,
-                        fold=fold, **parse_overrides(overrides))
-    click.echo(f"wrote {path}")
+    picture = drawing.draw(spec, output, style=style, depth=depth, rankdir=rankdir, shapes=shapes, legend=legend,
+                           fold=fold, compact=compact, wrap=_wrap(wrap), scale=scale, **parse_overrides(overrides))
+    click.echo(f"wrote {picture.path}")
 
 
 @click.command()

@@ -1,24 +1,28 @@
 """Stage 5 (pictures): diagrams of a spec and comparison charts, from the analysed graph.
 
-Three styles, each a pure function from a Summary to a picture description, rendered to files:
+Three styles, each a pure function from a Summary to a picture description:
 
-- ``graph``: a DOT graph (built with the graphviz package) rendered by the system ``dot`` where
-  there is one, else by the self-contained ``graphviz-pure`` engine (``graph.py``);
-- ``boxes``: layered 3-D boxes, as LeNet and VGG figures draw them (``boxes.py``), drawn as a ``Scene``;
-- ``compare``: a Canziani-style bubble chart of several specs (``chart.py``), also a ``Scene``.
+- ``graph``: a DOT graph (built with the graphviz package), laid out by the self-contained
+  ``graphviz-pure`` engine (or the system ``dot``) and drawn by archspec (``graph.py``, ``layout.py``);
+- ``boxes``: layered 3-D boxes, as in the VGG and LeNet papers' figures (``boxes.py``);
+- ``compare``: a Canziani-style bubble chart of several specs (``chart.py``).
 
-A ``Scene`` (``scene.py``) is a list of plain shapes written out as SVG text or, through Pillow,
-as PNG. None of this imports torch.
+Each is a ``Scene`` (``scene.py``): plain shapes written out as SVG text or, through Pillow, as PNG,
+in the bundled DejaVu Sans. ``draw`` returns a ``Picture`` (``picture.py``), which shows itself
+in Jupyter and saves itself to a file. None of this imports torch.
 """
 from __future__ import annotations
 
 import os
+import sys
+import types
 from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
 
 STYLES = ("graph", "boxes")
+FORMATS = {"graph": ("svg", "png", "pdf", "dot"), "boxes": ("svg", "png")}
 
 
 def output_format(path: str | os.PathLike, allowed: tuple[str, ...]) -> str:
@@ -28,35 +32,57 @@ def output_format(path: str | os.PathLike, allowed: tuple[str, ...]) -> str:
     return suffix
 
 
-def draw(source, output: str | os.PathLike, style: str = "graph", depth: int | None = None, rankdir: str = "TB",
-         shapes: bool = True, legend: bool = True, fold: bool = True, **params: Any) -> Path:
-    """Draw a spec to ``output`` (.svg, .png, .pdf or .dot for graphs; .svg or .png for boxes)."""
+def draw(source, output: str | os.PathLike | None = None, style: str = "graph", depth: int | None = None,
+         rankdir: str = "TB", shapes: bool = True, legend: bool = True, fold: bool = True, compact: bool = True,
+         wrap: int | str = "auto", scale: float = 2, **params: Any):
+    """Draw a spec; returns a ``Picture`` (shown inline in Jupyter; ``.save(path)``), written to
+    ``output`` too when one is given (.svg, .png, .pdf or .dot for graphs; .svg or .png for boxes)."""
     from .. import pipeline
+    from .picture import check_scale
 
     if style not in STYLES:
         raise UsageError(f"unknown style '{style}'; choose one of {', '.join(STYLES)}")
+    if output is not None:
+        output_format(output, FORMATS[style])
+    check_scale(scale)
     summary = pipeline.summarize(source, **params)
     if style == "graph":
-        from .graph import render_dot, to_dot
+        from .graph import graph_picture
 
-        fmt = output_format(output, ("svg", "png", "pdf", "dot"))
-        dot = to_dot(summary, depth=depth, rankdir=rankdir, shapes=shapes, legend=legend, fold=fold)
-        return render_dot(dot, output, fmt)
-    from .boxes import boxes_scene
+        picture = graph_picture(summary, depth=depth, rankdir=rankdir, shapes=shapes, legend=legend, fold=fold,
+                                compact=compact, wrap=wrap)
+    else:
+        from .boxes import boxes_scene
+        from .picture import Picture
 
-    fmt = output_format(output, ("svg", "png"))
-    return boxes_scene(summary, depth=depth, legend=legend).save(output, fmt)
+        picture = Picture(boxes_scene(summary, depth=depth, legend=legend))
+    if output is not None:
+        picture.save(output, scale=scale)
+    return picture
 
 
 def compare(sources, output: str | os.PathLike | None = None, **params: Any):
     """Bubble chart of several specs (x GMACs, y top-1 or parameters, area ~ parameters).
 
-    Returns the rows (one per spec) that the chart shows; writes the chart when ``output`` is given.
+    Returns a ``Comparison``: the rows (one per spec) the chart shows, as a list, which also shows
+    the chart in Jupyter; writes the chart when ``output`` is given.
     """
     from .. import pipeline
-    from .chart import chart_scene, compare_rows
+    from .chart import Comparison, compare_rows
 
-    rows = compare_rows([pipeline.summarize(s, **params) for s in sources])
     if output is not None:
-        chart_scene(rows).save(output, output_format(output, ("svg", "png")))
+        output_format(output, ("svg", "png"))
+    rows = Comparison(compare_rows([pipeline.summarize(s, **params) for s in sources]))
+    if output is not None:
+        rows.picture().save(output)
     return rows
+
+
+class _CallableModule(types.ModuleType):
+    """``archspec.draw`` is this package and, called, its ``draw``: ``archspec.draw(spec)`` works."""
+
+    def __call__(self, *args, **kwargs):
+        return draw(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -10,11 +10,19 @@ What is drawn
     than ``MAX_BOXES`` (60) boxes is drawn at depth 0, so ResNet-50/101/152 show the stem,
     layer1..layer4 and the head.
 
-    The boxes follow the longest path from input to output (the "spine"). A merge's other
-    inputs are arcs above the boxes: an identity shortcut is a grey arc from the box it
-    leaves to the merge it joins; a path with layers on it (a ResNet projection, an
-    Inception branch) is an arc in the colour of its first layer, labelled with them.
-    An addition is a small ⊕ (its output has the shape of its inputs); a concatenation is a box.
+    The boxes follow the longest path from input to output (the "spine"). Every other path
+    into a merge is drawn above it: a path with layers on it (an Inception branch, a ResNet
+    projection) as its own row of boxes, wired from the map it leaves into the merge it joins,
+    each box labelled with its kernel and size; an identity shortcut as a grey arc. Rows and
+    arcs whose spans overlap go on separate levels, so an Inception module reads as four
+    parallel stacks (three rows and the spine) into its concatenation. Only the spine's length
+    counts towards ``MAX_BOXES``. Glyphs say what made a map: a funnel on a pooling box, two bars
+    on a concatenation, ⊕ for an addition (its output has the shape of its inputs), a thin bar
+    for a fully connected output.
+
+    Slides: the picture grows left to right. VGG-16 in full is about 1,980 × 520 units, so on
+    a 16:9 slide (1920 × 1080) it is shown at its width (97%), labels at 9.7 px; deeper
+    networks are collapsed (``depth``) rather than shrunk.
 
 Scales (documented in the picture's caption too)
     A map C×H×W is a box seen in oblique (cabinet) projection: the front face is ``thickness``
@@ -91,21 +99,15 @@ class Unit:
     bands: list[str] = field(default_factory=list)  # folded families, in order of appearance
 
 
-_SHORT_TYPES = {"conv2d": "conv", "linear": "fc", "maxpool2d": "maxpool", "avgpool2d": "avgpool",
-                "sumpool2d": "sumpool", "adaptive_avgpool2d": "avgpool", "global_avgpool": "global avgpool",
-                "global_maxpool": "global maxpool"}
-
-
 def _type_text(node) -> str:
     layer = lookup(node.type)
-    kp = layer.key_params(node.args) if layer is not None else ""
-    if node.type in ("conv2d", "linear"):
-        kp = kp.split(",")[0] if node.type == "conv2d" else ""
-    return f"{_SHORT_TYPES.get(node.type, node.type)} {kp}".strip()
+    if layer is None:
+        return node.type
+    return f"{layer.short_name or layer.name} {layer.label_params(node.args)}".strip()
 
 
 def _kind(node_type: str, shape) -> str:
-    if node_type == "add":
+    if lookup(node_type).glyph == "+":  # the merge drawn as a circled plus
         return "add"
     return "bar" if len(shape) <= 1 else "box"
 
@@ -141,7 +143,7 @@ def select_units(graph: Graph, depth: int | None) -> dict[str, Unit]:
             unit_of[node.path] = key
             continue
         keeps_shape = len(node.inputs) == 1 and graph.shape_of(node.inputs[0]) == node.shape
-        if len(sources) == 1 and (node.type in ("flatten", "identity") or (fam in FOLDED and keeps_shape)):
+        if len(sources) == 1 and (lookup(node.type).view or (fam in FOLDED and keeps_shape)):
             unit = units[sources[0]]
             unit.nodes.append(node)
             if fam in FOLDED and fam != unit.family and fam not in unit.bands:
@@ -195,8 +197,7 @@ def spine(units: dict[str, Unit]) -> list[str]:
 class Skip:
     source: str  # a spine unit
     target: str  # a spine unit
-    via: list[Unit]  # off-spine units on the way, in order
-    paths: int = 1  # parallel paths with the same ends drawn as this one arc (Inception branches)
+    via: list[Unit]  # off-spine units on the way, in order (none: an identity shortcut)
 
 
 def skips(units: dict[str, Unit], chain: list[str]) -> list[Skip]:
@@ -218,12 +219,7 @@ def skips(units: dict[str, Unit], chain: list[str]) -> list[Skip]:
                 # walk back along the longest input, stopping at the spine
                 k = max(units[k].inputs, key=lambda s: (s in on, pos.get(s, -1)))
             if k in on:
-                same = next((s for s in out if s.source == k and s.target == key and bool(s.via) == bool(via)), None)
-                if same is None:
-                    out.append(Skip(k, key, via[::-1]))
-                else:
-                    same.via += via[::-1]
-                    same.paths += 1
+                out.append(Skip(k, key, via[::-1]))
     return out
 
 
@@ -232,8 +228,9 @@ def boxes_units(summary: Summary, depth: int | None = None) -> tuple[dict[str, U
     graph = summary.graph
     if depth is None:
         units = select_units(graph, None)
-        if len(units) - 1 <= MAX_BOXES:  # every unit but the output marker, on the spine or not
-            return units, spine(units), None
+        chain = spine(units)
+        if len(chain) - 1 <= MAX_BOXES:  # branches stack above the spine: only its length counts
+            return units, chain, None
         depth = 0
     units = select_units(graph, depth)
     return units, spine(units), depth
@@ -289,7 +286,22 @@ def _box_items(p: Placed) -> list:
             x1 += bw
         items.append(Polygon(((x, y), (x + d, y - d), (x + t + d, y - d), (x + t, y)), stroke=edge, width=0.7))
         items.append(rect(x, y, t, h, stroke=edge, width=0.7))
+    items.extend(_glyph(p.unit.family, x, y, t, h))
     return items
+
+
+def _glyph(family: str, x: float, y: float, t: float, h: float) -> list:
+    """The mark on a front face that says what made the map: a funnel for pooling, bars for a concatenation."""
+    if min(t, h) < 12:
+        return []
+    cx, cy, r = x + t / 2, y + h / 2, min(t, h) * 0.22
+    if family == "pool":
+        return [Polygon(((cx - r, cy - r * 0.7), (cx + r, cy - r * 0.7), (cx, cy + r * 0.8)), fill="#ffffff",
+                        stroke=None, opacity=0.85)]
+    if family == "merge":
+        return [rect(cx - r * 0.6, cy - r, r * 0.35, 2 * r, fill="#ffffff", stroke=None, opacity=0.85),
+                rect(cx + r * 0.25, cy - r, r * 0.35, 2 * r, fill="#ffffff", stroke=None, opacity=0.85)]
+    return []
 
 
 def _label_lines(unit: Unit) -> list[tuple[str, str, str]]:
@@ -300,13 +312,52 @@ def _label_lines(unit: Unit) -> list[tuple[str, str, str]]:
     return [(unit.name, "bold", INK), (unit.detail, "normal", MUTED), (size, "normal", INK)]
 
 
-def boxes_scene(summary: Summary, depth: int | None = None, legend: bool = True) -> Scene:
-    """The layered-boxes picture of ``summary`` (see the module's documentation)."""
-    units, chain, used_depth = boxes_units(summary, depth)
-    drawn = [units[k] for k in chain]
-    largest = max([max(u.shape[1:]) for u in drawn if len(u.shape) >= 2] + [1])
+def _place(unit: Unit, x: float, largest: int, centre: float = 0.0) -> Placed:
+    """A unit's geometry with its front face's left edge at ``x``, centred on the line y = ``centre``."""
+    if unit.kind == "add":
+        p = Placed(unit, x, 2 * ADD_RADIUS, 2 * ADD_RADIUS, 0.0, centre - ADD_RADIUS)
+        p.cx, p.arc_y = x + ADD_RADIUS, centre - ADD_RADIUS
+        return p
+    if unit.kind == "bar":
+        n = math.prod(unit.shape) if unit.shape else 1
+        h, d, t = bar_height(n), BAR_DEPTH * COS45, BAR_THICKNESS
+    else:
+        hh = unit.shape[1]
+        ww = unit.shape[2] if len(unit.shape) > 2 else 1
+        h, d, t = spatial(hh, largest), spatial(ww, largest) * DEPTH_RATIO * COS45, thickness(unit.shape[0])
+    p = Placed(unit, x, t, h, d, centre - h / 2 + d / 2)
+    p.cx, p.arc_y = p.x + p.d + p.t / 2, p.top - p.d  # the middle of the back top edge
+    return p
 
-    # -- place the units left to right on a common centre line (y = 0 for now)
+
+@dataclass
+class _Row:
+    """A branch off the spine (a parallel branch, a projection shortcut) drawn as its own row of boxes."""
+
+    skip: Skip
+    boxes: list[Placed]  # placed from x = 0 on the centre line 0; moved into place later
+    width: float
+    height: float  # boxes and their labels
+
+
+ROW_GAP = 14.0  # between boxes of a row
+ROW_LABEL = 9.0
+ARC_LEVEL = 18.0  # the height an identity arc takes
+
+
+def _row(skip: Skip, largest: int) -> _Row:
+    boxes, x = [], 0.0
+    for unit in skip.via:
+        p = _place(unit, x, largest)
+        boxes.append(p)
+        x = p.right + ROW_GAP
+    tall = max(p.h + p.d for p in boxes)
+    return _Row(skip, boxes, x - ROW_GAP, tall + 2 * (ROW_LABEL + 2) + 6)
+
+
+def _place_spine(drawn: list[Unit], largest: int, room: dict[str, tuple[str, float]]) -> dict[str, Placed]:
+    """The spine's units left to right on the line y = 0; ``room`` (target -> (source, width)) keeps
+    space between a branch's ends for its row."""
     placed: dict[str, Placed] = {}
     x = 0.0
     previous = None
@@ -316,46 +367,60 @@ def boxes_scene(summary: Summary, depth: int | None = None, legend: bool = True)
                 x = max(x + GAP / 2, placed[previous.key].right + 8)
             else:
                 x += GAP if not (previous.kind == "bar" and unit.kind == "bar") else GAP * 0.8
-        if unit.kind == "add":
-            p = Placed(unit, x, 2 * ADD_RADIUS, 2 * ADD_RADIUS, 0.0, -ADD_RADIUS)
-            p.cx, p.arc_y = x + ADD_RADIUS, -ADD_RADIUS
-        elif unit.kind == "bar":
-            n = math.prod(unit.shape) if unit.shape else 1
-            h = bar_height(n)
-            d = BAR_DEPTH * COS45
-            p = Placed(unit, x, BAR_THICKNESS, h, d, -h / 2 + d / 2)
-        else:
-            c = unit.shape[0]
-            hh = unit.shape[1]
-            ww = unit.shape[2] if len(unit.shape) > 2 else 1
-            h = spatial(hh, largest)
-            d = spatial(ww, largest) * DEPTH_RATIO * COS45
-            p = Placed(unit, x, thickness(c), h, d, -h / 2 + d / 2)
-        if unit.kind != "add":
-            p.cx, p.arc_y = p.x + p.d + p.t / 2, p.top - p.d  # the middle of the back top edge
+        if unit.key in room:
+            source, width = room[unit.key]
+            x = max(x, placed[source].right + width + 2 * GAP)
+        p = _place(unit, x, largest)
         placed[unit.key] = p
         x += p.t + (p.d if unit.kind != "add" else 0) * 0.35
         previous = unit
-    content_right = max(p.right for p in placed.values())
+    return placed
 
-    # -- arcs above the boxes; overlapping spans are stacked in levels
-    arcs = skips(units, chain)
-    pos = {k: i for i, k in enumerate(chain)}
-    arcs.sort(key=lambda a: (pos[a.target] - pos[a.source], pos[a.source]))
-    levels: list[list[tuple[int, int]]] = []
-    arc_level = []
-    for a in arcs:
-        span = (pos[a.source], pos[a.target])
-        for lv, taken in enumerate(levels):
-            if all(span[1] <= s or span[0] >= e for s, e in taken):
-                taken.append(span)
-                arc_level.append(lv)
+
+def _levels(spans: list[tuple[int, int]]) -> list[int]:
+    """A level for each span (in order) such that spans on one level do not overlap."""
+    taken: list[list[tuple[int, int]]] = []
+    out = []
+    for span in spans:
+        for lv, used in enumerate(taken):
+            if all(span[1] <= s or span[0] >= e for s, e in used):
+                used.append(span)
+                out.append(lv)
                 break
         else:
-            levels.append([span])
-            arc_level.append(len(levels) - 1)
-    upper = min(p.upper for p in placed.values())
-    arc_room = (34.0 + 16.0 * len(levels)) if arcs else 0.0
+            taken.append([span])
+            out.append(len(taken) - 1)
+    return out
+
+
+def boxes_scene(summary: Summary, depth: int | None = None, legend: bool = True) -> Scene:
+    """The layered-boxes picture of ``summary`` (see the module's documentation)."""
+    units, chain, used_depth = boxes_units(summary, depth)
+    drawn = [units[k] for k in chain]
+    largest = max([max(u.shape[1:]) for u in units.values() if len(u.shape) >= 2] + [1])
+    pos = {k: i for i, k in enumerate(chain)}
+
+    # -- branches: rows of boxes; identity shortcuts: arcs; each on a level above the spine
+    found = skips(units, chain)
+    found.sort(key=lambda a: (pos[a.target] - pos[a.source], pos[a.source]))
+    rows = {id(a): _row(a, largest) for a in found if a.via}
+    room: dict[str, tuple[str, float]] = {}
+    for a in found:
+        if a.via:
+            width = max(rows[id(a)].width, room.get(a.target, ("", 0.0))[1])
+            room[a.target] = (a.source, width)
+    placed = _place_spine(drawn, largest, room)
+    content_right = max(p.right for p in placed.values())
+    levels = _levels([(pos[a.source], pos[a.target]) for a in found])
+    heights = [0.0] * (max(levels) + 1 if levels else 0)
+    for a, lv in zip(found, levels):
+        heights[lv] = max(heights[lv], rows[id(a)].height if a.via else ARC_LEVEL)
+    spine_top = min(p.upper for p in placed.values())
+    bottoms, y = [], spine_top - 20
+    for h in heights:
+        bottoms.append(y)
+        y -= h + 12
+    upper = y + 12 if heights else spine_top
 
     # -- labels in rows under the lowest box: each goes to the first row where it fits
     label_top = max(p.bottom for p in placed.values()) + 14
@@ -390,14 +455,14 @@ def boxes_scene(summary: Summary, depth: int | None = None, legend: bool = True)
     sub = (f"{count(t.params)} parameters · {giga(t.macs // summary.batch)}MACs per image · "
            f"input {shape_text(summary.input)}")
     layers = len(summary.graph.nodes)
-    shown = sum(1 for u in drawn if u.key != INPUT and u.kind != "add")
+    shown = sum(1 for u in units.values() if u.key not in (INPUT, "__output__") and u.kind != "add")
     sub2 = f"{shown} box{'es' if shown != 1 else ''} for {layers} layer{'s' if layers != 1 else ''}"
     if used_depth is not None:
         how = "as asked" if depth is not None else f"automatically: more than {MAX_BOXES} boxes at full depth"
         sub2 += f", blocks collapsed to depth {used_depth} ({how})"
     title_h = 70.0
     dx = MARGIN - label_left
-    dy = MARGIN + title_h + arc_room - upper
+    dy = MARGIN + title_h - upper + 8
 
     items: list = [
         Text(MARGIN, MARGIN + 18, title, size=20, weight="bold", colour=INK),
@@ -424,12 +489,12 @@ def boxes_scene(summary: Summary, depth: int | None = None, legend: bool = True)
         label = f"{unit.key} {shape_text(unit.shape)}"
         items.append(Group(tuple(shift), cls=cls, label=label))
 
-    for a, lv in zip(arcs, arc_level):
+    for a, lv in zip(found, levels):
         ps, pt = placed[a.source], placed[a.target]
-        i0, i1 = pos[a.source], pos[a.target]
-        between = [placed[chain[i]] for i in range(i0, i1 + 1)]
-        peak = min(b.upper for b in between) - 24 - 16 * lv
-        items.append(_arc(a, ps, pt, peak, dx, dy))
+        if a.via:
+            items.append(_branch_row(rows[id(a)], ps, pt, bottoms[lv], dx, dy))
+        else:
+            items.append(_arc(a, ps, pt, bottoms[lv] - 4, dx, dy))
 
     for unit, p, lines, cx, row, w in labels:
         ly = label_top + row * row_h
@@ -441,21 +506,60 @@ def boxes_scene(summary: Summary, depth: int | None = None, legend: bool = True)
 
     caption = ("box: height ∝ √H, depth ∝ √W, thickness = 4 + 7·log₂C;  bar: height = 20 + 40·log₁₀ features;  "
                "sizes C×H×W")
-    width = max(label_right - label_left + 2 * MARGIN, text_width(sub, 12) + 2 * MARGIN,
+    row_right = max([X(placed[a.source].right) + rows[id(a)].width for a in found if a.via] + [0.0])
+    width = max(label_right - label_left + 2 * MARGIN, row_right + MARGIN, text_width(sub, 12) + 2 * MARGIN,
                 text_width(sub2, 11) + 2 * MARGIN, text_width(caption, 9) + 2 * MARGIN)
     y = Y(label_bottom) + 10
     if legend:
         present = []
-        for unit in drawn:
+        for unit in units.values():
+            if unit.key == "__output__":
+                continue
             for fam in (unit.family, *unit.bands):
                 if fam not in present:
                     present.append(fam)
-        legend_items, y, lw = _legend(present, arcs, units, MARGIN, y, width - 2 * MARGIN)
+        legend_items, y, lw = _legend(present, found, units, MARGIN, y, width - 2 * MARGIN)
         items.append(Group(tuple(legend_items), cls="legend"))
         width = max(width, lw + 2 * MARGIN)
     items.append(Text(MARGIN, y + 14, caption, size=9, colour=MUTED))
     height = y + 14 + MARGIN
     return Scene(math.ceil(width), math.ceil(height), items, title=f"{summary.name}: layered boxes")
+
+
+def _branch_row(row: _Row, ps: Placed, pt: Placed, bottom: float, dx: float, dy: float) -> Group:
+    """A branch's boxes in a row above the spine, wired from its source and into its merge."""
+    a = row.skip
+    tall = max(p.h + p.d for p in row.boxes)
+    centre = bottom - tall / 2  # the labels go above, in the row's height
+    x0 = ps.right + GAP
+    colour = darker(family_colour(a.via[0].family), 0.15)
+    items: list = []
+    placed = []
+    for p in row.boxes:
+        q = Placed(p.unit, x0 + p.x, p.t, p.h, p.d, centre - p.h / 2 + p.d / 2)
+        q.cx = q.x + q.d + q.t / 2
+        placed.append(q)
+    line_y = centre + min(q.d for q in placed) / 2
+    wire = [(ps.cx, ps.arc_y), (ps.cx, line_y), (placed[0].x, line_y)]
+    items.append(Line(tuple((x + dx, y + dy) for x, y in wire), stroke=colour, width=1.2))
+    for q, nxt in zip(placed, placed[1:]):
+        items.append(Line(((q.x + q.t + dx, line_y + dy), (nxt.x + dx, line_y + dy)), stroke=colour, width=1.2))
+    last = placed[-1]
+    end = pt.arc_y - 1
+    wire = [(last.x + last.t, line_y), (pt.cx, line_y), (pt.cx, end - 6)]
+    items.append(Line(tuple((x + dx, y + dy) for x, y in wire), stroke=colour, width=1.2))
+    items.append(Polygon(((pt.cx + dx, end + dy), (pt.cx - 3.5 + dx, end - 7 + dy), (pt.cx + 3.5 + dx, end - 7 + dy)),
+                         fill=colour))
+    for q in placed:
+        items.append(Group(tuple(_shift(_unit_items(q), dx, dy)), cls="branch-box",
+                           label=f"{q.unit.key} {shape_text(q.unit.shape)}"))
+        size = str(q.unit.shape[0]) if len(q.unit.shape) == 1 else shape_text(q.unit.shape)
+        cx = q.x + q.t / 2 + dx
+        top = q.upper + dy - 4
+        items.append(Text(cx, top - ROW_LABEL - 2, q.unit.detail, size=ROW_LABEL, anchor="middle", colour=MUTED))
+        items.append(Text(cx, top, size, size=ROW_LABEL, anchor="middle", colour=INK))
+    via = ",".join(u.key for u in a.via)
+    return Group(tuple(items), cls="skip", label=f"{a.source} -> {a.target} via {via}")
 
 
 def _shift(items, dx, dy):
@@ -477,7 +581,7 @@ def _unit_items(p: Placed) -> list:
     unit = p.unit
     if unit.kind == "add":
         base = family_colour("merge")
-        cx, cy, r = p.x + ADD_RADIUS, 0.0, ADD_RADIUS
+        cx, cy, r = p.x + ADD_RADIUS, p.top + ADD_RADIUS, ADD_RADIUS
         return [Circle((cx, cy), r, fill=lighter(base, 0.55), stroke=darker(base, 0.3), width=1.2),
                 Line(((cx - r * 0.55, cy), (cx + r * 0.55, cy)), stroke=darker(base, 0.4), width=1.4),
                 Line(((cx, cy - r * 0.55), (cx, cy + r * 0.55)), stroke=darker(base, 0.4), width=1.4)]
@@ -485,26 +589,13 @@ def _unit_items(p: Placed) -> list:
 
 
 def _arc(a: Skip, ps: Placed, pt: Placed, peak: float, dx: float, dy: float) -> Group:
-    colour = "#777777" if not a.via else darker(family_colour(a.via[0].family), 0.15)
+    """An identity shortcut: a grey arc over the boxes from the map it leaves to the merge it joins."""
+    colour = "#777777"
     x0, y0 = ps.cx + dx, ps.arc_y + dy
     x1, y1 = pt.cx + dx, pt.arc_y + dy - 1
-    pk = peak + dy
-    items: list = [Line(tuple(_bridge(x0, y0, x1, y1 - 5, pk)), stroke=colour, width=1.3,
-                        dash=(5, 3) if a.via else None)]
-    items.append(Polygon(((x1, y1), (x1 - 3.5, y1 - 7), (x1 + 3.5, y1 - 7)), fill=colour))
-    if a.via:
-        n = len(a.via)
-        parts = [f"{u.detail} → {shape_text(u.shape)}" for u in a.via]
-        if a.paths > 1:
-            options = [f"{a.paths} more branches: " + "; ".join(parts), f"{a.paths} more parallel branches",
-                       f"+{a.paths} branches"]
-        else:
-            options = ["; ".join(parts), f"{parts[0]}; … ({n} layers)", f"{n} layer{'s' if n > 1 else ''}"]
-        room = max(60.0, 1.3 * (x1 - x0))
-        text = next((o for o in options if text_width(o, 9) <= room), options[-1])
-        items.append(Text((x0 + x1) / 2, pk - 3, text, size=9, anchor="middle", colour=colour))
-    via = ",".join(u.key for u in a.via)
-    return Group(tuple(items), cls="skip", label=f"{a.source} -> {a.target}" + (f" via {via}" if via else ""))
+    items: list = [Line(tuple(_bridge(x0, y0, x1, y1 - 5, peak + dy)), stroke=colour, width=1.3),
+                   Polygon(((x1, y1), (x1 - 3.5, y1 - 7), (x1 + 3.5, y1 - 7)), fill=colour)]
+    return Group(tuple(items), cls="skip", label=f"{a.source} -> {a.target}")
 
 
 def _bridge(x0: float, y0: float, x1: float, y1: float, peak: float) -> list[tuple[float, float]]:
@@ -529,7 +620,13 @@ def _legend(families, arcs, units, x0, y, width):
         entries.append(("identity", "#777777", "identity shortcut"))
     if any(a.via for a in arcs):
         entries.append(("path", darker(family_colour(next(a for a in arcs if a.via).via[0].family), 0.15),
-                        "shortcut through layers"))
+                        "branch: its boxes in a row above"))
+    glyphs = {u.family for u in units.values() if u.kind == "box"} & {"pool", "merge"}
+    for fam, label in (("pool", "pooling"), ("merge", "concatenation")):
+        if fam in glyphs:
+            entries.append(("glyph", fam, label))
+    if any(u.kind == "add" for u in units.values()):
+        entries.append(("add", "merge", "addition"))
     items: list = [Text(x0, y + 12, "Legend", size=10, weight="bold", colour=INK)]
     x = x0 + text_width("Legend", 10, "bold") + 12
     used = x
@@ -538,7 +635,16 @@ def _legend(families, arcs, units, x0, y, width):
         if x + w > x0 + max(width, 400) and x > x0 + 80:
             x = x0 + text_width("Legend", 10, "bold") + 12
             y += 18
-        if kind == "swatch":
+        if kind == "glyph":
+            c = family_colour(what)
+            items.append(Group((rect(x, y + 1, 15, 15, fill=c, stroke=darker(c, 0.45), width=0.7),
+                                *_glyph(what, x, y + 1, 15, 15), Text(x + 20, y + 12, label, size=10, colour=INK)),
+                               cls="legend-entry", label=f"glyph {what}"))
+        elif kind == "add":
+            probe = Placed(Unit("add", "add", (), "merge", "", ""), x, 2 * ADD_RADIUS, 2 * ADD_RADIUS, 0.0, y - 1)
+            items.append(Group((*_unit_items(probe), Text(x + 22, y + 12, label, size=10, colour=INK)),
+                               cls="legend-entry", label="add"))
+        elif kind == "swatch":
             c = family_colour(what)
             items.append(Group((rect(x, y + 3, 14, 11, fill=c, stroke=darker(c, 0.45), width=0.7),
                                 Text(x + 20, y + 12, label, size=10, colour=INK)), cls="legend-entry", label=what))

@@ -65,6 +65,18 @@ def compare_rows(summaries: list[Summary]) -> list[CompareRow]:
     return rows
 
 
+class Comparison(list):
+    """The rows of a comparison (``CompareRow``s, a list as before) that shows its chart in Jupyter."""
+
+    def picture(self, title: str | None = None):
+        from .picture import Picture
+
+        return Picture(chart_scene(list(self), title))
+
+    def _repr_svg_(self) -> str:
+        return self.picture().to_svg()
+
+
 # ------------------------------------------------------------------ axes
 
 
@@ -232,11 +244,13 @@ def chart_scene(rows: list[CompareRow], title: str | None = None) -> Scene:
     heading = title or ("Top-1 accuracy against operations" if by_top1 else "Parameters against operations")
     datasets = sorted({r.dataset for r in rows if r.dataset})
     if by_top1:
-        note = f"{_networks(rows)}; y: metadata.top1" + (f" ({', '.join(datasets)})" if datasets else "")
+        note = f"{_networks(rows)}; y: the top-1 accuracy each spec reports" + (
+            f" ({', '.join(datasets)})" if datasets else "")
     else:
         missing = [r.name for r in rows if r.top1 is None]
         few = ", ".join(missing[:4]) + (f" and {len(missing) - 4} more" if len(missing) > 4 else "")
-        note = f"{_networks(rows)}; y is the parameter count because {few} {'has' if len(missing) == 1 else 'have'} no metadata.top1"
+        note = (f"{_networks(rows)}; y is the parameter count because {few} "
+                f"{'reports' if len(missing) == 1 else 'report'} no top-1 accuracy")
     items.append(Text(x0, 30, heading, size=18, weight="bold", colour=INK))
     items.append(Text(x0, 50, note + "; bubble area ∝ parameters", size=11, colour=MUTED))
 

@@ -4,13 +4,11 @@ The boxes diagram and the comparison chart both build a ``Scene`` and never draw
 themselves, so SVG and PNG always agree. Coordinates are in scene units (SVG user units,
 y downwards); ``to_png(scale=2)`` makes two pixels per unit.
 
-Text is laid out with ``text_width``, which uses the advance widths of DejaVu Sans (embedded
-below), not whatever font the machine has, so the SVG is byte-for-byte the same everywhere.
-The SVG names "DejaVu Sans" first with common fallbacks. The PNG uses DejaVu Sans when the
-system has it, else Pillow's built-in scalable font (``ImageFont.load_default(size=...)``,
-Pillow >= 10.1), which needs no system font at all; that font lacks a few symbols (×, √, ...),
-which are then written in ASCII. Shapes are anti-aliased by drawing at twice the size and
-downsampling.
+Every picture uses one font, DejaVu Sans, which ships with the package (``fonts/``, with its
+licence): ``text_width`` lays text out with its advance widths, the SVG names it and carries the
+characters it uses as an embedded subset (``font_face_css``), and the PNG is drawn with the same
+file through Pillow. So a picture looks the same on a machine with no fonts installed. Shapes are
+anti-aliased by drawing at twice the size and downsampling.
 """
 from __future__ import annotations
 
@@ -26,7 +24,8 @@ from ..errors import UsageError
 
 Point = tuple[float, float]
 
-FONT_FAMILY = "DejaVu Sans, Verdana, Arial, Helvetica, sans-serif"
+FONT_NAME = "DejaVu Sans"  # bundled in fonts/ (its licence is fonts/LICENSE)
+FONT_FAMILY = "DejaVu Sans, sans-serif"
 
 # ------------------------------------------------------------------ items
 
@@ -79,6 +78,24 @@ class Curve:
 
 
 @dataclass(frozen=True)
+class Spline:
+    """A chain of cubic Béziers: a start point, then three points per segment; closed when filled."""
+
+    points: tuple[Point, ...]
+    fill: str | None = None
+    stroke: str | None = "#000000"
+    width: float = 1.0
+    dash: tuple[float, float] | None = None
+    opacity: float = 1.0  # of the fill
+
+    def flat(self, per_segment: int = 12) -> list[Point]:
+        out = [self.points[0]]
+        for i in range(0, len(self.points) - 3, 3):
+            out.extend(Curve(*self.points[i:i + 4]).points(per_segment)[1:])
+        return out
+
+
+@dataclass(frozen=True)
 class Circle:
     center: Point
     radius: float
@@ -115,9 +132,10 @@ class Group:
     items: tuple["Item", ...]
     cls: str = ""
     label: str = ""
+    id: str = ""  # the SVG element's id (a page finds a diagram's node by it)
 
 
-Item = Union[Polygon, Line, Curve, Circle, Text, Group]
+Item = Union[Polygon, Line, Curve, Spline, Circle, Text, Group]
 
 
 def rect(x: float, y: float, w: float, h: float, **style) -> Polygon:
@@ -126,33 +144,28 @@ def rect(x: float, y: float, w: float, h: float, **style) -> Polygon:
 
 # ------------------------------------------------------------------ text metrics
 
-# Advance widths of DejaVu Sans (book and bold), in thousandths of an em, for ASCII 32..126.
-_WIDTHS = {
-    "normal": (
-        318, 401, 460, 838, 636, 950, 780, 275, 390, 390, 500, 838, 318, 361, 318, 337, 636, 636, 636, 636,
-        636, 636, 636, 636, 636, 636, 337, 337, 838, 838, 838, 531, 1000, 684, 686, 698, 770, 632, 575, 775,
-        752, 295, 295, 656, 557, 863, 748, 787, 603, 787, 695, 635, 611, 732, 684, 989, 685, 611, 685, 390,
-        337, 390, 838, 500, 500, 613, 635, 550, 635, 615, 352, 635, 634, 278, 278, 579, 278, 974, 634, 612,
-        635, 635, 411, 521, 392, 634, 592, 818, 592, 592, 525, 636, 337, 636, 838),
-    "bold": (
-        348, 456, 521, 838, 696, 1002, 872, 306, 457, 457, 523, 838, 380, 415, 380, 365, 696, 696, 696, 696,
-        696, 696, 696, 696, 696, 696, 400, 400, 838, 838, 838, 580, 1000, 774, 762, 734, 830, 683, 683, 821,
-        837, 372, 372, 775, 637, 995, 837, 850, 733, 850, 770, 720, 682, 812, 774, 1103, 771, 724, 725, 457,
-        365, 457, 838, 500, 500, 675, 716, 593, 716, 678, 435, 716, 712, 343, 343, 665, 343, 1042, 712, 687,
-        716, 716, 493, 595, 478, 712, 652, 924, 645, 652, 582, 712, 365, 712, 838),
-}
-_EXTRA = {"×": 838, "—": 1000, "–": 500, "·": 340, "µ": 680, "…": 1000, "∝": 714, "√": 650, "≈": 838,
-          "²": 420, "₂": 420, "₁": 420, "₀": 420, "→": 838, "%": 960}
+FONT_DIR = Path(__file__).parent / "fonts"
+FONT_FILES = {"normal": FONT_DIR / "DejaVuSans.ttf", "bold": FONT_DIR / "DejaVuSans-Bold.ttf"}
+UNITS_PER_EM = 2048  # DejaVu Sans's own grid: advances read at this size are exact
+
+
+@lru_cache(maxsize=4096)
+def advance(ch: str, weight: str = "normal") -> float:
+    """The advance width of one character in the bundled DejaVu Sans, in ems."""
+    return _measuring_font(weight).getlength(ch) / UNITS_PER_EM
+
+
+@lru_cache(maxsize=2)
+def _measuring_font(weight: str):
+    from PIL import ImageFont
+
+    return ImageFont.truetype(str(FONT_FILES[weight]), UNITS_PER_EM, layout_engine=ImageFont.Layout.BASIC)
 
 
 def text_width(text: str, size: float, weight: str = "normal") -> float:
-    """Width of ``text`` in DejaVu Sans at ``size`` (deterministic: no font file is read)."""
-    table = _WIDTHS["bold" if weight == "bold" else "normal"]
-    total = 0
-    for ch in text:
-        o = ord(ch)
-        total += table[o - 32] if 32 <= o < 127 else _EXTRA.get(ch, 640)
-    return total * size / 1000
+    """Width of ``text`` set in the bundled DejaVu Sans at ``size`` (no kerning, as Graphviz measures)."""
+    w = "bold" if weight == "bold" else "normal"
+    return sum(advance(ch, w) for ch in text) * size
 
 
 def text_box(t: Text) -> tuple[float, float, float, float]:
@@ -160,6 +173,41 @@ def text_box(t: Text) -> tuple[float, float, float, float]:
     w = text_width(t.text, t.size, t.weight)
     left = t.x - {"start": 0, "middle": w / 2, "end": w}[t.anchor]
     return left, t.y - 0.76 * t.size, left + w, t.y + 0.24 * t.size
+
+
+@lru_cache(maxsize=32)
+def font_face_css(normal: str, bold: str) -> str:
+    """@font-face rules carrying the bundled DejaVu Sans cut down to the characters used.
+
+    ``normal`` and ``bold`` are the characters set in each weight (sorted, deduplicated). The
+    subset is a TrueType file in a data: URL, so the SVG looks the same on a machine without
+    the font; a viewer that ignores @font-face still finds "DejaVu Sans" by name, or a sans-serif.
+    """
+    import base64
+    import io
+
+    from fontTools import subset
+
+    rules = []
+    for weight, chars in (("normal", normal), ("bold", bold)):
+        if not chars:
+            continue
+        options = subset.Options()
+        options.name_IDs = ["*"]  # keep the copyright and licence records
+        options.notdef_outline = True
+        options.layout_features = []
+        options.hinting = False
+        options.drop_tables += ["FFTM"]  # FontForge's timestamps: nothing a viewer reads
+        face = subset.load_font(str(FONT_FILES[weight]), options)
+        subsetter = subset.Subsetter(options)
+        subsetter.populate(text=chars)
+        subsetter.subset(face)
+        buffer = io.BytesIO()
+        face.save(buffer)
+        data = base64.b64encode(buffer.getvalue()).decode("ascii")
+        rules.append(f'@font-face{{font-family:"{FONT_NAME}";font-weight:{weight};'
+                     f'src:url(data:font/ttf;base64,{data}) format("truetype")}}')
+    return "\n".join(rules)
 
 
 # ------------------------------------------------------------------ the scene
@@ -231,23 +279,45 @@ class Scene:
 
     # -------------------------------------------------------------- SVG
 
-    def to_svg(self) -> str:
+    def to_svg(self, embed_font: bool = True) -> str:
+        """The scene as SVG text; ``embed_font`` carries the characters used, in DejaVu Sans, inside it."""
         w, h = _num(self.width), _num(self.height)
         out = ['<?xml version="1.0" encoding="UTF-8" standalone="no"?>',
                f'<svg xmlns="http://www.w3.org/2000/svg" version="1.1" width="{w}" height="{h}" '
                f'viewBox="0 0 {w} {h}" font-family="{FONT_FAMILY}">']
         if self.title:
             out.append(f"<title>{_escape(self.title)}</title>")
+        if embed_font:
+            css = font_face_css(*self._characters())
+            if css:
+                out.append(f"<defs><style>{css}</style></defs>")
         if self.background:
             out.append(f'<rect x="0" y="0" width="{w}" height="{h}" fill="{_colour(self.background)}"/>')
         self._svg_items(self.items, out)
         out.append("</svg>")
         return "\n".join(out) + "\n"
 
+    def _characters(self) -> tuple[str, str]:
+        """The characters of the scene's text, (normal, bold), each sorted once."""
+        chars: dict[str, set[str]] = {"normal": set(), "bold": set()}
+        for item in self.walk():
+            if isinstance(item, Text):
+                chars[item.weight].update(_INVALID_XML.sub("", item.text))
+        return "".join(sorted(chars["normal"])), "".join(sorted(chars["bold"]))
+
+    def to_png_bytes(self, scale: float = 2) -> bytes:
+        import io
+
+        buffer = io.BytesIO()
+        self.to_png(buffer, scale)
+        return buffer.getvalue()
+
     def _svg_items(self, items, out: list[str]) -> None:
         for item in items:
             if isinstance(item, Group):
                 cls = f' class="{_escape(item.cls)}"' if item.cls else ""
+                if item.id:
+                    cls += f' id="{_escape(item.id)}"'
                 out.append(f"<g{cls}>")
                 if item.label:
                     out.append(f"<title>{_escape(item.label)}</title>")
@@ -264,6 +334,13 @@ class Scene:
                 d = (f"M {_pts([item.start])} C {_pts([item.c1])} {_pts([item.c2])} {_pts([item.end])}")
                 out.append(f'<path d="{d}" fill="none"'
                            f'{_stroke_attrs(item.stroke, item.width, item.dash, item.opacity)} stroke-linecap="round"/>')
+            elif isinstance(item, Spline):
+                pts = item.points
+                d = f"M {_pts(pts[:1])}" + "".join(f" C {_pts(pts[i:i + 3])}" for i in range(1, len(pts) - 2, 3))
+                if item.fill is not None:
+                    d += " Z"
+                out.append(f'<path d="{d}"{_fill_attrs(item.fill, item.opacity)}'
+                           f'{_stroke_attrs(item.stroke, item.width, item.dash)} stroke-linejoin="round"/>')
             elif isinstance(item, Circle):
                 out.append(f'<circle cx="{_num(item.center[0])}" cy="{_num(item.center[1])}" r="{_num(item.radius)}"'
                            f'{_fill_attrs(item.fill, item.opacity)}{_stroke_attrs(item.stroke, item.width)}/>')
@@ -282,7 +359,7 @@ class Scene:
 
     # -------------------------------------------------------------- PNG
 
-    def to_png(self, path: str | os.PathLike, scale: float = 2) -> Path:
+    def to_png(self, path, scale: float = 2):
         """Rasterise with Pillow: ``scale`` pixels per scene unit, anti-aliased by 2× supersampling."""
         from PIL import Image, ImageDraw
 
@@ -299,12 +376,14 @@ class Scene:
         if big != (out_w, out_h):
             image = image.resize((out_w, out_h), Image.LANCZOS)
         image.save(path, format="PNG")
-        return Path(path)
+        return Path(path) if isinstance(path, (str, os.PathLike)) else path
 
     # -------------------------------------------------------------- files
 
-    def save(self, path: str | os.PathLike, fmt: str | None = None) -> Path:
-        """Write the scene as ``fmt`` ("svg" or "png"; default: the file's suffix), atomically."""
+    def save(self, path: str | os.PathLike, fmt: str | None = None, scale: float = 2) -> Path:
+        """Write the scene as ``fmt`` ("svg" or "png"; default: the file's suffix), atomically.
+
+        ``scale`` is the PNG's pixels per scene unit."""
         from ..files import atomic_write
 
         path = Path(path)
@@ -313,7 +392,7 @@ class Scene:
             text = self.to_svg()
             atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
         elif fmt == "png":
-            atomic_write(path, lambda tmp: self.to_png(tmp))
+            atomic_write(path, lambda tmp: self.to_png(tmp, scale))
         else:
             raise UsageError(f"cannot write '{path}' as {fmt or 'an unknown format'}: choose svg or png")
         return path
@@ -382,6 +461,12 @@ def _draw_item(image, draw, item, f) -> None:
         _polyline(draw, item.points, _rgba(item.stroke, item.opacity), item.width, item.dash, f)
     elif isinstance(item, Curve):
         _polyline(draw, item.points(), _rgba(item.stroke, item.opacity), item.width, item.dash, f)
+    elif isinstance(item, Spline):
+        flat = item.flat()
+        if item.fill is not None:
+            draw.polygon(_scaled(flat, f), fill=_rgba(item.fill, item.opacity))
+        if item.stroke is not None and item.width > 0:
+            _polyline(draw, flat, _rgba(item.stroke), item.width, item.dash, f)
     elif isinstance(item, Circle):
         x, y, r = item.center[0] * f, item.center[1] * f, item.radius * f
         box = (x - r, y - r, x + r, y + r)
@@ -395,71 +480,33 @@ def _draw_item(image, draw, item, f) -> None:
         raise TypeError(f"not a scene item: {item!r}")
 
 
-_FONT_FILES = {
-    "normal": ("DejaVuSans.ttf", "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-               "/usr/share/fonts/dejavu/DejaVuSans.ttf", "/usr/share/fonts/TTF/DejaVuSans.ttf",
-               "/Library/Fonts/DejaVuSans.ttf"),
-    "bold": ("DejaVuSans-Bold.ttf", "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf",
-             "/usr/share/fonts/dejavu/DejaVuSans-Bold.ttf", "/usr/share/fonts/TTF/DejaVuSans-Bold.ttf",
-             "/Library/Fonts/DejaVuSans-Bold.ttf"),
-}
-# What Pillow's built-in font cannot show, in ASCII.
-_ASCII = str.maketrans({"×": "x", "—": "-", "–": "-", "µ": "u", "…": "...", "∝": "~", "√": "sqrt ",
-                        "≈": "~", "²": "^2", "₂": "2", "₁": "1", "₀": "0", "→": "->"})
-
-
 @lru_cache(maxsize=64)
 def font(size: int, weight: str = "normal"):
-    """(font, is_builtin, fake_bold) for a pixel size: DejaVu Sans if found, else Pillow's own font."""
+    """The bundled DejaVu Sans at a pixel size, for Pillow."""
     from PIL import ImageFont
 
-    if os.environ.get("ARCHSPEC_BUILTIN_FONT") != "1":  # set to test the fallback
-        for name in _FONT_FILES["bold" if weight == "bold" else "normal"]:
-            try:
-                return ImageFont.truetype(name, size), False, False
-            except OSError:
-                continue
-    try:
-        return ImageFont.load_default(size=size), True, weight == "bold"
-    except TypeError:  # Pillow < 10.1: a fixed-size bitmap font
-        return ImageFont.load_default(), True, weight == "bold"
+    return ImageFont.truetype(str(FONT_FILES["bold" if weight == "bold" else "normal"]), size)
 
 
 def _draw_text(image, draw, t: Text, f) -> None:
-    from PIL import Image, ImageDraw, ImageFont
+    from PIL import Image, ImageDraw
 
     size = max(1, round(t.size * f))
-    fnt, builtin, fake_bold = font(size, t.weight)
-    text = t.text.translate(_ASCII) if builtin else t.text
+    fnt = font(size, t.weight)
+    text = t.text
     if not text:
         return
     colour = _rgba(t.colour)
-    stroke = max(1, round(size / 40)) if fake_bold else 0
-    scalable = isinstance(fnt, ImageFont.FreeTypeFont)
     anchor = {"start": "ls", "middle": "ms", "end": "rs"}[t.anchor]
     x, y = t.x * f, t.y * f
     if not t.rotate:
-        if scalable:
-            draw.text((x, y), text, font=fnt, fill=colour, anchor=anchor, stroke_width=stroke, stroke_fill=colour)
-        else:
-            _bitmap_text(draw, x, y, text, fnt, colour, t.anchor)
+        draw.text((x, y), text, font=fnt, fill=colour, anchor=anchor)
         return
     # rotated: draw about the centre of a square layer, rotate it there, paste the centre onto (x, y)
-    length = draw.textlength(text, font=fnt) if scalable else fnt.getbbox(text)[2]
+    length = draw.textlength(text, font=fnt)
     side = int(2 * (length + size)) + 4
     layer = Image.new("RGBA", (side, side), (0, 0, 0, 0))
-    ld = ImageDraw.Draw(layer)
     c = side / 2
-    if scalable:
-        ld.text((c, c), text, font=fnt, fill=colour, anchor=anchor, stroke_width=stroke, stroke_fill=colour)
-    else:
-        _bitmap_text(ld, c, c, text, fnt, colour, t.anchor)
+    ImageDraw.Draw(layer).text((c, c), text, font=fnt, fill=colour, anchor=anchor)
     layer = layer.rotate(-t.rotate, resample=Image.BICUBIC, center=(c, c))
     image.paste(layer, (round(x - c), round(y - c)), layer)
-
-
-def _bitmap_text(draw, x, y, text, fnt, colour, anchor) -> None:
-    left, top, right, bottom = fnt.getbbox(text)
-    w = right - left
-    x -= {"start": 0, "middle": w / 2, "end": w}[anchor]
-    draw.text((x, y - bottom), text, font=fnt, fill=colour)

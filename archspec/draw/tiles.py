@@ -150,18 +150,12 @@ def _box(tiles: list[Tile], columns: int, tile_px: int | None) -> tuple[int, int
 
 
 def _text(draw, xy, text, size, colour, anchor="la", weight="normal"):
-    from PIL import ImageFont
-
-    fnt, _, fake_bold = font(size, weight)
-    if not isinstance(fnt, ImageFont.FreeTypeFont):
-        anchor = None  # a bitmap font knows no anchors
-    draw.text(xy, text, font=fnt, fill=colour, anchor=anchor, stroke_width=1 if fake_bold else 0,
-              stroke_fill=colour if fake_bold else None)
+    draw.text(xy, text, font=font(size, weight), fill=colour, anchor=anchor)
 
 
 def _fitted(draw, text: str, size: int, width: int) -> str:
     """``text`` cut (with an ellipsis) to fit ``width`` pixels."""
-    fnt = font(size)[0]
+    fnt = font(size)
     if draw.textlength(text, font=fnt) <= width:
         return text
     while text and draw.textlength(text + "…", font=fnt) > width:
@@ -171,7 +165,7 @@ def _fitted(draw, text: str, size: int, width: int) -> str:
 
 def _wrap(draw, text: str, size: int, width: int) -> list[str]:
     """``text`` broken at spaces into lines of at most ``width`` pixels."""
-    fnt = font(size)[0]
+    fnt = font(size)
     lines: list[str] = []
     for word in text.split(" "):
         if lines and draw.textlength(f"{lines[-1]} {word}", font=fnt) <= width:
@@ -196,12 +190,12 @@ def render(grid: Grid):
     probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     row_w = 0
     if grid.row_labels:
-        row_w = int(max(probe.textlength(r, font=font(12)[0]) for r in grid.row_labels)) + 12
+        row_w = int(max(probe.textlength(r, font=font(12)) for r in grid.row_labels)) + 12
     label_h = LABEL if any(t.label for t in tiles) else 0
     width = MARGIN * 2 + row_w + columns * box_w + (columns - 1) * GAP
     if grid.title:
-        width = max(width, MARGIN * 2 + int(probe.textlength(grid.title, font=font(17, "bold")[0])))
-    width = max(width, min(MIN_TEXT_WIDTH, MARGIN * 2 + int(probe.textlength(grid.subtitle, font=font(12)[0]))))
+        width = max(width, MARGIN * 2 + int(probe.textlength(grid.title, font=font(17, "bold"))))
+    width = max(width, min(MIN_TEXT_WIDTH, MARGIN * 2 + int(probe.textlength(grid.subtitle, font=font(12)))))
     subtitle = _wrap(probe, grid.subtitle, 12, width - 2 * MARGIN) if grid.subtitle else []
     head = MARGIN + (32 if grid.title else 0) + 16 * len(subtitle) + (6 if subtitle else 0)
     head += LABEL if grid.column_labels else 0

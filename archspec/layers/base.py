@@ -347,6 +347,9 @@ class LayerType:
     view: ClassVar[bool] = False  # output shares its input's storage (no new memory)
     exact_saved: ClassVar[bool] = True  # False where "saved" is an estimate of a composite op
     example_args: ClassVar[dict] = {}  # values of required arguments for docs/layers.md's example
+    short_name: ClassVar[str] = ""  # the word diagrams print ("conv" for conv2d); "" = the name
+    glyph: ClassVar[str] = ""  # a merge drawn as a symbol in diagrams ("+" for add), "" = a box
+    affine_words: ClassVar[tuple[str, str]] = ("weights", "bias")  # what the learned pair is called
 
     @property
     def stem(self) -> str:
@@ -415,6 +418,14 @@ class LayerType:
     def key_params(self, a: dict) -> str:
         """A short description of the arguments for tables and diagrams ("3×3 /2, 64")."""
         return ""
+
+    def label_params(self, a: dict) -> str:
+        """The arguments a diagram box prints under its shape: the key ones without what the shape shows."""
+        return self.key_params(a)
+
+    def slide_label(self, a: dict) -> str:
+        """The layer as the CS231n VGG-16 slide names it (CONV3-64, POOL2, FC); others in capitals."""
+        return self.name.upper()
 
     def schema(self) -> dict:
         s: dict = {

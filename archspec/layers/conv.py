@@ -73,9 +73,18 @@ class Conv2d(WindowLayer):
             fill_fixed_kernels(module, a["weights"])
         return module
 
+    short_name = "conv"
+
     def key_params(self, a):
         text = f"{super().key_params(a)}, {a['out']}"
         return text + " fixed" if a["weights"] is not None else text
+
+    def label_params(self, a):
+        return super().key_params(a)  # the channels are in the box's shape
+
+    def slide_label(self, a):
+        k = a["kernel"]
+        return f"CONV{k[0] if k[0] == k[1] else f'{k[0]}x{k[1]}'}-{a['out']}"
 
 
 @register
@@ -153,7 +162,8 @@ class ConvTranspose2d(LayerType):
 
     def key_params(self, a):
         k, s = a["kernel"], a["stride"]
-        text = f"{k[0]}×{k[1]}" + (f" ×{s[0]}" if s[0] == s[1] and s[0] > 1 else f" ×{s[0]}×{s[1]}" if s != (1, 1) else "")
+        scale = f" ×{s[0]}" if s[0] == s[1] else f" ×{s[0]}×{s[1]}"
+        text = f"{k[0]}×{k[1]}" + (scale if s != (1, 1) else "")
         return f"{text}, {a['out']}"
 
 

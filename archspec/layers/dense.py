@@ -45,8 +45,16 @@ class Linear(LayerType):
 
         return nn.Linear(inputs[0][-1], a["out"], bias=a["bias"])
 
+    short_name = "fc"
+
     def key_params(self, a):
         return str(a["out"]) + (" (last axis)" if a["last_axis"] else "")
+
+    def label_params(self, a):
+        return ""  # the features are the bar's shape
+
+    def slide_label(self, a):
+        return "FC"
 
 
 @register

@@ -21,6 +21,7 @@ class Merge(LayerType):
 @register
 class Add(Merge):
     name = "add"
+    glyph = "+"
     doc = "Element-wise sum of inputs of equal shape (the residual connection)."
 
     def output_shape(self, a, inputs):

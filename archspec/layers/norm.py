@@ -12,6 +12,7 @@ STAT_BYTES = 4  # batch statistics are kept in float32 even under autocast
 class BatchNorm(LayerType):
     family = "norm"
     prefix = "bn"
+    affine_words = ("gamma", "beta")
     args = {
         "momentum": Arg(Float(0, 1), 0.1,
                         "weight of the new batch in the running statistics (torch's convention; "

@@ -173,4 +173,5 @@ class Upsample(LayerType):
 
     def key_params(self, a):
         s = a["scale"]
-        return (f"×{s[0]}" if s[0] == s[1] else f"×{s[0]}×{s[1]}") + (f" {a['mode']}" if a["mode"] != "nearest" else "")
+        scale = f"×{s[0]}" if s[0] == s[1] else f"×{s[0]}×{s[1]}"
+        return scale + (f" {a['mode']}" if a["mode"] != "nearest" else "")
