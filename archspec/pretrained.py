@@ -130,10 +130,11 @@ def expected_state(spec, **params: Any) -> dict[str, tuple[tuple[int, ...], Any]
     """name -> (shape, dtype) of the spec's state_dict, from a module built on the meta device."""
     import torch
 
-    from .api import build
+    from .compiler import compile_graph
+    from .expand import expand
 
     with torch.device("meta"):
-        module = build(spec, **params)
+        module = compile_graph(expand(spec, params))
     return {name: (tuple(t.shape), t.dtype) for name, t in module.state_dict().items()}
 
 
