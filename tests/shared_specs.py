@@ -35,6 +35,21 @@ layers:
   - softmax
 """
 
+# No batch norm (its statistics are per process) and no dropout (its masks are per process): trained
+# by several processes on the same global batch, it ends with the weights of one.
+PLAIN_8X8 = """
+archspec: 1
+name: plain
+input: [1, 8, 8]
+params: {classes: 4}
+layers:
+  - {conv2d: {out: 6, kernel: 3, padding: 1}, name: conv1}
+  - relu
+  - {maxpool2d: {kernel: 2}}
+  - flatten
+  - {dense: {out: $classes}, name: head}
+"""
+
 # Members of torchvision's families in the zoo that differ from another member only in widths and
 # depths: the generic per-spec checks (compile, draw, autograd's memory) run on that other member;
 # test_zoo_torchvision.py checks every member's figures and state_dict keys. Running each check on

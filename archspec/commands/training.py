@@ -5,10 +5,11 @@ import sys
 
 import click
 
+from ..data import sources as data_sources
 from ..errors import UsageError
 from ..expand import parse_overrides
 from ..weights import resolve_weights
-from .common import console, report, set_option, user_errors
+from .common import console, fit_option, report, set_option, user_errors
 
 
 class BatchSize(click.ParamType):
@@ -61,11 +62,13 @@ def _launch(devices: int, nodes: int, node_rank: int, master: str | None, max_re
 
 @click.command()
 @click.argument("spec", required=False)
-@click.option("--data", help="digits (default), a .csv of path,label, a class folder, mnist:DIR, synthetic[:N[:K]].")
+@click.option("--data", help=data_sources.help_text())
 @click.option("--val-data", help="A separate validation set (else split off --data).")
 @click.option("--test-data", help="A separate test set (else split off --data).")
 @click.option("--epochs", type=click.IntRange(1), help="Epochs to train (with --resume: the new total).")
 @click.option("--batch-size", type=BatchSize(), help="Images per step, or 'auto' (largest that fits).")
+@click.option("--micro-batch", type=click.IntRange(1),
+              help="Most images a process puts through at once; a larger share of the batch accumulates gradients.")
 @click.option("--lr", type=click.FloatRange(0, min_open=True), help="Learning rate.")
 @click.option("--optimizer", type=click.Choice(["sgd", "rmsprop", "adam", "adamw"]))
 @click.option("--schedule", type=click.Choice(["none", "step", "cosine", "onecycle"]))
@@ -93,9 +96,9 @@ def _launch(devices: int, nodes: int, node_rank: int, master: str | None, max_re
 @click.option("--run-id", help="The launch's id, the same on every node; started again with it, a run continues.")
 @set_option
 @user_errors
-def train(spec, data, val_data, test_data, epochs, batch_size, lr, optimizer, schedule, loss, device, precision,
-          compile_model, workers, seed, init_weights, freeze, out, config_file, resume, sync_batchnorm, devices, nodes,
-          node_rank, master, max_restarts, run_id, overrides):
+def train(spec, data, val_data, test_data, epochs, batch_size, micro_batch, lr, optimizer, schedule, loss, device,
+          precision, compile_model, workers, seed, init_weights, freeze, out, config_file, resume, sync_batchnorm,
+          devices, nodes, node_rank, master, max_restarts, run_id, overrides):
     """Train SPEC and leave metrics, plots, weights and a test report in runs/NAME."""
     from ..train.distributed import launched_as_main, under_torchrun
 
@@ -110,7 +113,7 @@ def train(spec, data, val_data, test_data, epochs, batch_size, lr, optimizer, sc
     options = dict(data=data, val_data=val_data, test_data=test_data, epochs=epochs, batch_size=batch_size, lr=lr,
                    optimizer=optimizer, schedule=schedule, loss=loss, device=device, precision=precision,
                    compile=compile_model, workers=workers, seed=seed, init=init_weights, freeze=list(freeze) or None,
-                   out=out, sync_batchnorm=sync_batchnorm)
+                   out=out, sync_batchnorm=sync_batchnorm, micro_batch=micro_batch)
     progress = RichProgress(console()) if sys.stdout.isatty() else PlainProgress()
     try:
         outcome = session.train(spec, options, parse_overrides(overrides), config_file, resume, progress)
@@ -160,12 +163,14 @@ def evaluate(spec, weights, data, split, device, as_json, overrides):
 @click.option("--weights", type=click.Path(exists=True), required=True,
               help="safetensors weights, or a run folder (its best.safetensors).")
 @click.option("--top", type=click.IntRange(1), default=5, show_default=True, help="Classes to show per image.")
+@fit_option()
 @set_option
 @user_errors
-def predict(spec, images, weights, top, overrides):
+def predict(spec, images, weights, top, fit, overrides):
     """The most likely classes of IMAGES under trained weights."""
     from ..train import session
 
-    for result in session.predict(spec, str(resolve_weights(weights)), list(images), top, parse_overrides(overrides)):
+    for result in session.predict(spec, str(resolve_weights(weights)), list(images), top, parse_overrides(overrides),
+                                  fit=fit):
         best = ", ".join(f"{c['class']} {100 * c['probability']:.1f}%" for c in result["top"])
         click.echo(f"{result['image']}: {best}")

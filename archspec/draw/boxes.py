@@ -622,7 +622,7 @@ def _legend(families, arcs, units, x0, y, width):
         entries.append(("path", darker(family_colour(next(a for a in arcs if a.via).via[0].family), 0.15),
                         "branch: its boxes in a row above"))
     glyphs = {u.family for u in units.values() if u.kind == "box"} & {"pool", "merge"}
-    for fam, label in (("pool", "pooling"), ("merge", "concatenation")):
+    for fam, label in (("pool", "pooling (its mark)"), ("merge", "concatenation (its mark)")):
         if fam in glyphs:
             entries.append(("glyph", fam, label))
     if any(u.kind == "add" for u in units.values()):

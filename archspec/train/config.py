@@ -13,6 +13,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..data import sources as data_sources
 from ..errors import Location, Problem, UsageError
 
 OPTIMIZERS = ("sgd", "rmsprop", "adam", "adamw")
@@ -47,8 +48,7 @@ class Unfreeze:
 @dataclass
 class TrainConfig:
     # --- data
-    data: str | None = None  # digits (default, bundled with scikit-learn), a .csv of path,label, a class
-    #                          folder, mnist:DIR (idx files) or synthetic[:N[:K]]
+    data: str | None = None  # a source of archspec.data.sources.SOURCES; None is the digits
     val_data: str | None = None  # separate validation set; else split off `data`
     test_data: str | None = None  # separate test set; else split off `data`
     split: list[float] = field(default_factory=lambda: [0.7, 0.15, 0.15])  # learn/valid/test
@@ -58,6 +58,8 @@ class TrainConfig:
     # --- optimisation
     epochs: int = 20
     batch_size: int | str = 64  # or "auto": the largest that fits, from the memory model, confirmed
+    micro_batch: int | None = None  # most images one process puts through at once; a larger share of the
+    #                                 batch is accumulated over several passes (same step; batch norm sees each pass)
     optimizer: str = "adam"  # sgd, rmsprop, adam, adamw
     lr: float = 1e-3
     momentum: float | None = None  # sgd: default 0.9 (Keras examples often use 0.8); rmsprop: default 0
@@ -100,7 +102,7 @@ def train_schema() -> dict:
     """JSON Schema of the ``train:`` section and of a training YAML file."""
     patterns = {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}
     props: dict[str, Any] = {
-        "data": {"type": "string", "description": "digits, a .csv, a class folder, mnist:DIR or synthetic[:N[:K]]"},
+        "data": {"type": "string", "description": data_sources.syntax_list()},
         "val_data": {"type": "string"},
         "test_data": {"type": "string"},
         "split": {"type": "array", "minItems": 3, "maxItems": 3, "items": _number(0),
@@ -111,6 +113,8 @@ def train_schema() -> dict:
         "augment_on": {"enum": ["auto", "device", "workers"]},
         "epochs": _number(1, integer=True),
         "batch_size": {"anyOf": [_number(1, integer=True), {"const": "auto"}]},
+        "micro_batch": {"anyOf": [_number(1, integer=True), {"type": "null"}],
+                        "description": "most images per process per pass; larger shares accumulate gradients"},
         "optimizer": {"enum": list(OPTIMIZERS)},
         "lr": _number(0, exclusive=True),
         "momentum": _number(0),
