@@ -65,8 +65,6 @@ def read_state_dict(path: str | os.PathLike) -> tuple[dict[str, Any], str | None
 
 
 def _torch_load(path: Path, where: Location) -> Any:
-    import pickle
-
     import torch
 
     try:
@@ -75,16 +73,12 @@ def _torch_load(path: Path, where: Location) -> Any:
     except RuntimeError as exc:
         if "mmap" not in str(exc):
             raise ArchspecError(f"not a torch checkpoint, or a damaged one ({_first_line(exc)})", where) from None
-    except pickle.UnpicklingError as exc:
+    except Exception as exc:  # the weights-only unpickler's refusal (pickle's UnpicklingError), or a damaged file
         raise ArchspecError(_refused(exc), where) from None
-    except (EOFError, OSError, ValueError) as exc:
-        raise ArchspecError(f"not a torch checkpoint, or a damaged one ({_first_line(exc)})", where) from None
     try:  # the legacy (non-zip) format cannot be mapped
         return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
+    except Exception as exc:
         raise ArchspecError(_refused(exc), where) from None
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise ArchspecError(f"not a torch checkpoint, or a damaged one ({_first_line(exc)})", where) from None
 
 
 def _first_line(exc: BaseException) -> str:

@@ -24,8 +24,8 @@ def weights_group():
 def convert_command(source, out, spec, drop, overrides):
     """Check a torch state_dict (SOURCE: .pth, .pt, .bin or .safetensors) against SPEC, write safetensors.
 
-    The file is read with torch.load(weights_only=True): tensors only, never other pickled
-    objects. Every missing, extra or differently shaped tensor is listed, and nothing is written
+    The file is read by torch's loader with weights_only=True: tensors only, never other
+    pickled objects. Every missing, extra or differently shaped tensor is listed, and nothing is written
     unless all match. The result is what `archspec train SPEC --init OUT` starts from.
     """
     from ..pretrained import convert

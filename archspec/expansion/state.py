@@ -81,7 +81,7 @@ class Expansion:
         return True
 
     def parse_init(self, value: Any, document: Document, key_path: PathKey):
-        from . import init
+        from .. import init
 
         try:
             return init.parse(value)
