@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from .graph import INPUT, Graph
-from .layers import lookup
+from .layers import lookup_known
 from .layers.base import Call
 
 
@@ -37,7 +37,7 @@ def _compile(graph: Graph):
     values: dict[str, Any] = {INPUT: fx_graph.placeholder("x")}
     modules: dict[str, Any] = {}
     for node in graph.nodes:
-        layer = lookup(node.type)
+        layer = lookup_known(node.type)
         in_shapes = [graph.shape_of(i) for i in node.inputs]
         made = layer.torch(node.args, in_shapes, node.shape)
         args = tuple(values[i] for i in node.inputs)

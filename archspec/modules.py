@@ -13,8 +13,8 @@ from torch import nn
 class PaddedConv2d(nn.Conv2d):
     """A convolution with asymmetric zero padding (TensorFlow 'same' with stride > 1, [t, b, l, r])."""
 
-    def __init__(self, *args, pad: tuple[int, int, int, int], **kwargs):
-        super().__init__(*args, padding=0, **kwargs)
+    def __init__(self, *, pad: tuple[int, int, int, int], **kwargs):
+        super().__init__(padding=0, **kwargs)
         self.pad = pad  # (left, right, top, bottom), F.pad's order
 
     def forward(self, x):
@@ -27,8 +27,8 @@ class PaddedConv2d(nn.Conv2d):
 class PaddedMaxPool2d(nn.MaxPool2d):
     """Max pooling with asymmetric padding; padded positions never win (they are -inf)."""
 
-    def __init__(self, *args, pad: tuple[int, int, int, int], **kwargs):
-        super().__init__(*args, padding=0, **kwargs)
+    def __init__(self, *, pad: tuple[int, int, int, int], **kwargs):
+        super().__init__(padding=0, **kwargs)
         self.pad = pad
 
     def forward(self, x):

@@ -60,7 +60,7 @@ def schema_text(schema: dict) -> str:
     words = {"integer": "integer", "number": "number", "boolean": "`true` or `false`",
              "string": "string", "object": "mapping", "null": "null"}
     if isinstance(kind, list):
-        return " or ".join(words.get(k, k) for k in kind)
+        return " or ".join(words.get(k, str(k)) for k in kind)
     text = words.get(kind, "any value") if kind else "any value"
     lo, hi = schema.get("minimum"), schema.get("maximum")
     if lo is not None and hi is not None:

@@ -14,7 +14,7 @@ from rich.console import Group
 from rich.table import Table
 
 from .graph import INPUT
-from .layers import lookup
+from .layers import lookup_known
 
 if TYPE_CHECKING:  # annotations only: summary.py delegates its rendering here
     from .summary import Summary
@@ -231,8 +231,9 @@ def _product(dims) -> str:
 
 
 def explain_lines(s: Summary) -> list[str]:
-    """One line per layer with the arithmetic behind each figure, as the VGGNet table of the CS231n course notes (Stanford).
+    """One line per layer with the arithmetic behind each figure.
 
+    As the VGGNet table of the CS231n course notes (Stanford):
     ``CONV3-64: [224x224x64] memory: 224*224*64=3.2M weights: (3*3*3)*64 = 1,728 bias: 64``
     Memory is per sample, as on the slide; MACs are added where a layer has any.
     """
@@ -242,10 +243,11 @@ def explain_lines(s: Summary) -> list[str]:
     lines = [f"INPUT: [{_slide_shape(s.input)}] memory: {_product(hwc)}={short(_numel(s.input))} weights: 0"]
     for f in s.analysis.figures:
         node = f.node
+        layer = lookup_known(node.type)
         shape = node.shape
         dims = (shape[1], shape[2], shape[0]) if len(shape) == 3 else shape
         memory = f"{_product(dims)}={short(_numel(shape))}" if len(dims) > 1 else f"{shape[0]}"
-        if lookup(node.type).view:
+        if layer.view:
             memory += " (a view: no new memory)"
         p = f.params
         if p.weights:
@@ -257,14 +259,14 @@ def explain_lines(s: Summary) -> list[str]:
                     if len(flat_in) == 3:  # as the slide: 7*7*512*4096
                         formula = f"{flat_in[1]}*{flat_in[2]}*{flat_in[0]}*{node.args['out']}"
             weights = f"weights: {formula} = {count(p.weights)}"
-            scale, shift = lookup(node.type).affine_words
+            scale, shift = layer.affine_words
             if scale != "weights":  # batch norm's pair: weights: gamma 64  bias: beta 64
                 weights = f"weights: {scale} {count(p.weights)}"
             if p.biases:
                 weights += f"  bias: {shift + ' ' if shift != 'bias' else ''}{count(p.biases)}"
         else:
             weights = "weights: 0"
-        line = f"{node.path}  {lookup(node.type).slide_label(node.args)}: [{_slide_shape(shape)}] memory: {memory} {weights}"
+        line = f"{node.path}  {layer.slide_label(node.args)}: [{_slide_shape(shape)}] memory: {memory} {weights}"
         if f.macs:
             line += f"  MACs: {_product(dims)}*{f.macs // _numel(shape)} = {count(f.macs)}"
         lines.append(line)

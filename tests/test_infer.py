@@ -378,7 +378,7 @@ def test_every_layer_type_is_measured(spec_file):
     from test_layers import SAVED_CHECKED_ELSEWHERE
 
     used = set()
-    for name, (layers, shape) in torch_specs.items():
+    for layers, shape in torch_specs.values():
         used |= {n.type for n in graph_of(spec_file, layers, shape).nodes}
     alone = {t for t, layer in REGISTRY.items() if layer.exact_saved and t not in SAVED_CHECKED_ELSEWHERE}
     assert used | alone == set(REGISTRY), f"not measured against autograd: {sorted(set(REGISTRY) - used - alone)}"

@@ -134,7 +134,10 @@ def oracle(*names, refusal_meaningful=None):
 # ---- element-wise activations
 
 
-def _activation_strategy(args_strategy=st.just({})):
+_NO_ARGS = st.just({})
+
+
+def _activation_strategy(args_strategy=_NO_ARGS):
     @st.composite
     def case(draw):
         return Case(draw(args_strategy), [draw(shapes_of_rank())])

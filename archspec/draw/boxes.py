@@ -477,7 +477,7 @@ def boxes_scene(summary: Summary, depth: int | None = None, legend: bool = True)
         return v + dy
 
     # leader lines first, so boxes cover their ends
-    for unit, p, lines, cx, row, w in labels:
+    for _unit, p, _lines, cx, row, _w in labels:
         ly = label_top + row * row_h
         items.append(Line(((X(cx), Y(p.bottom + 3)), (X(cx), Y(ly - 2))), stroke="#c8c8c8", width=0.6))
 
@@ -496,7 +496,7 @@ def boxes_scene(summary: Summary, depth: int | None = None, legend: bool = True)
         else:
             items.append(_arc(a, ps, pt, bottoms[lv] - 4, dx, dy))
 
-    for unit, p, lines, cx, row, w in labels:
+    for unit, _p, lines, cx, row, _w in labels:
         ly = label_top + row * row_h
         texts = []
         for i, (s, wt, col) in enumerate(lines):
@@ -613,9 +613,10 @@ def _bridge(x0: float, y0: float, x1: float, y1: float, peak: float) -> list[tup
     return [(x0, y0)] + left + right + [(x1, y1)]
 
 
-def _legend(families, arcs, units, x0, y, width):
+def _legend(families: list[str], arcs: list[Skip], units: dict[str, Unit], x0: float, y: float,
+            width: float) -> tuple[list, float, float]:
     """Swatches of the families drawn, and the kinds of arcs; returns (items, bottom y, width used)."""
-    entries = []
+    entries: list[tuple[str, str, str]] = []  # (kind, family or colour, label)
     for fam in ("input", "conv", "pool", "norm", "activation", "regularization", "dense", "merge", "reshape"):
         if fam in families:
             entries.append(("swatch", fam, FAMILY_LABELS[fam]))

@@ -5,7 +5,7 @@ Importing this package registers every entry. A new layer type is one new class 
 """
 from . import activation, conv, dense, merge, norm, pool, reshape  # noqa: F401  (registers the entries)
 from .base import (ALIASES, FAMILIES, REGISTRY, Field, LayerType, ParamCount, Saved, Shape,
-                   ShapeError, all_type_names, did_you_mean, fmt_shape, lookup)
+                   ShapeError, all_type_names, did_you_mean, fmt_shape, lookup, lookup_known)
 
 __all__ = ["ALIASES", "FAMILIES", "REGISTRY", "Field", "LayerType", "ParamCount", "Saved", "Shape",
-           "ShapeError", "all_type_names", "did_you_mean", "fmt_shape", "lookup"]
+           "ShapeError", "all_type_names", "did_you_mean", "fmt_shape", "lookup", "lookup_known"]

@@ -207,7 +207,8 @@ class Kernels:
         from ..kernels import KERNELS
 
         name = {"enum": sorted(KERNELS)}
-        matrix = {"type": "array", "minItems": 1, "items": {"type": "array", "minItems": 1, "items": {"type": "number"}}}
+        row = {"type": "array", "minItems": 1, "items": {"type": "number"}}
+        matrix = {"type": "array", "minItems": 1, "items": row}
         return {"anyOf": [name, matrix, {"type": "array", "minItems": 1, "items": {"anyOf": [name, matrix]}}]}
 
     def coerce(self, value: Any):
@@ -232,7 +233,7 @@ class Arg:
         return self.default is REQUIRED
 
     def schema(self) -> dict:
-        s = {"anyOf": [self.kind.schema(), EXPRESSION_SCHEMA]}
+        s: dict[str, Any] = {"anyOf": [self.kind.schema(), EXPRESSION_SCHEMA]}
         if self.doc:
             s["description"] = self.doc
         if not self.required:
@@ -328,6 +329,14 @@ def lookup(type_name: str) -> "LayerType | None":
     return REGISTRY.get(ALIASES.get(type_name, type_name))
 
 
+def lookup_known(type_name: str) -> "LayerType":
+    """The entry of a type name already checked (every node of a built graph): KeyError otherwise."""
+    layer = lookup(type_name)
+    if layer is None:
+        raise KeyError(f"unknown layer type {type_name!r}")
+    return layer
+
+
 def all_type_names() -> list[str]:
     return sorted(list(REGISTRY) + list(ALIASES))
 
@@ -384,10 +393,10 @@ class LayerType:
         if self.ranks is not None:
             for shape in inputs:
                 if len(shape) not in self.ranks:
-                    raise ShapeError(self.rank_message(shape))
+                    raise ShapeError(self.rank_message(shape, self.ranks))
 
-    def rank_message(self, shape: Shape) -> str:
-        wanted = " or ".join({1: "(features,)", 2: "(C, L)", 3: "(C, H, W)"}[r] for r in self.ranks)
+    def rank_message(self, shape: Shape, ranks: tuple[int, ...]) -> str:
+        wanted = " or ".join({1: "(features,)", 2: "(C, L)", 3: "(C, H, W)"}[r] for r in ranks)
         return f"{self.name} expects an input of shape {wanted}, found {fmt_shape(shape)}"
 
     # -- the analytic rules
