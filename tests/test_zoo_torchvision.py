@@ -25,7 +25,9 @@ SPECCED = [name for name in FACTS if name in zoo.names()]
 
 # torchvision networks the zoo has, with torchvision's state_dict keys
 WEIGHT_COMPATIBLE = {
-    "densenet121", "densenet169", "densenet201", "inception_v3",
+    "alexnet", "googlenet", "inception_v3", "densenet121", "densenet169", "densenet201", "squeezenet1_0",
+    "squeezenet1_1", "mnasnet1_0", "mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large",
+    *(f"efficientnet_b{i}" for i in range(8)), "shufflenet_v2_x1_0", "convnext_tiny",
 }
 # zoo specs written before numeric names existed: right figures, keys of their own
 OWN_KEYS = {"alexnet", "vgg11", "vgg16", "vgg19", "vgg16_bn", "resnet18", "resnet34", "resnet50",
@@ -110,11 +112,10 @@ def test_a_torchvision_state_dict_loads_strictly():
     values) loads into the built module with strict=True and sets every tensor."""
     gen = torch.Generator().manual_seed(0)
     state = {key: (torch.randn(shape, generator=gen) if shape else torch.tensor(3))
-             for key, shape in facts("densenet121")["state_dict"]}
+             for key, shape in facts("mobilenet_v3_small")["state_dict"]}
     with torch.device("meta"):
-        model = archspec.build("densenet121")
+        model = archspec.build("mobilenet_v3_small")
     model = model.to_empty(device="cpu")
     model.load_state_dict(state, strict=True)
-    assert torch.equal(model.state_dict()["features.denseblock3.denselayer24.conv2.weight"],
-                       state["features.denseblock3.denselayer24.conv2.weight"])
-    assert model.state_dict()["features.norm5.num_batches_tracked"] == 3
+    assert torch.equal(model.state_dict()["features.4.block.2.fc1.weight"], state["features.4.block.2.fc1.weight"])
+    assert model.state_dict()["features.12.1.num_batches_tracked"] == 3
