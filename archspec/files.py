@@ -66,7 +66,7 @@ def remove_stale_temporaries(folder: Path, older_than_s: float = 0.0) -> list[Pa
     Only call this on a folder no other process is writing into (a run folder held by its lock),
     or give ``older_than_s`` so a write in progress elsewhere is left alone.
     """
-    removed = []
+    removed: list[Path] = []
     try:
         entries = list(Path(folder).iterdir())
     except OSError:

@@ -135,7 +135,8 @@ def _collect_blocks(spec: Spec, document: Document, problems: Collector, stack: 
             where = document.locate(("imports", i))
             if not isinstance(entry, str):
                 continue  # the schema check reports the wrong type
-            if ("/" in entry or "\\" in entry or Path(entry).suffix) and Path(entry).suffix.lower() not in IMPORT_SUFFIXES:
+            looks_like_a_path = "/" in entry or "\\" in entry or Path(entry).suffix
+            if looks_like_a_path and Path(entry).suffix.lower() not in IMPORT_SUFFIXES:
                 # only YAML files are read: a spec cannot make archspec open (and quote) any other file
                 problems.add(f"cannot import '{entry}': imports are block libraries in .yaml or .yml files", where)
                 continue

@@ -146,7 +146,8 @@ def _parse_header(raw: bytes, data_bytes: int, where: Location) -> tuple[dict[st
               and all(isinstance(o, int) and not isinstance(o, bool) for o in entry["data_offsets"]))
         if ok:
             begin, end = entry["data_offsets"]
-            ok = 0 <= begin <= end <= data_bytes and end - begin == math.prod(entry["shape"]) * DTYPE_SIZES[entry["dtype"]]
+            in_bounds = 0 <= begin <= end <= data_bytes
+            ok = in_bounds and end - begin == math.prod(entry["shape"]) * DTYPE_SIZES[entry["dtype"]]
         if not ok:
             raise ArchspecError(f"corrupt safetensors entry '{name}' (shape, dtype or offsets do not add up)", where)
         spans.append((entry["data_offsets"][0], entry["data_offsets"][1], name))
@@ -199,7 +200,8 @@ def load_weights(module, path: str | os.PathLike, strict: bool = True) -> LoadRe
     with safe_open(str(path), framework="pt") as f:
         for name in report.loaded:
             state[name] = f.get_tensor(name)
-    not_finite = [name for name, value in state.items() if value.is_floating_point() and not torch.isfinite(value).all()]
+    not_finite = [name for name, value in state.items()
+                  if value.is_floating_point() and not torch.isfinite(value).all()]
     if not_finite:
         raise SpecError([Problem(f"tensor {name} holds NaN or infinite values: these weights are unusable "
                                  "(was the run diverging when they were saved?)", where) for name in not_finite])
@@ -240,8 +242,8 @@ class WeightsInfo:
         """Refuse weights whose recorded spec, input, classes or normalisation cannot serve ``graph``."""
         where = Location(str(self.path))
         if self.name is not None and graph.name and self.name != graph.name:
-            raise ArchspecError(f"these weights were trained for the spec '{self.name}' ({self.spec or 'path unknown'}), "
-                                f"not for '{graph.name}' ({graph.file})", where)
+            raise ArchspecError(f"these weights were trained for the spec '{self.name}' "
+                                f"({self.spec or 'path unknown'}), not for '{graph.name}' ({graph.file})", where)
         shape = tuple(graph.input_shape)
         if self.input is not None and tuple(self.input) != shape:
             raise ArchspecError(f"these weights were trained on input {list(self.input)}; the spec's input is "

@@ -140,9 +140,9 @@ def check_training_state(state: Any, model, optimizer, where: Location) -> None:
         raise bad("'model' is not a table of tensors")
     if set(weights) != set(expected):
         extra, lacking = sorted(set(weights) - set(expected)), sorted(set(expected) - set(weights))
-        raise CorruptCheckpoint("this checkpoint is for another model: "
-                                + "; ".join(filter(None, [lacking and f"lacks {', '.join(lacking[:5])}",
-                                                          extra and f"has {', '.join(extra[:5])}"])), where)
+        differences = ([f"lacks {', '.join(lacking[:5])}"] if lacking else []) + (
+            [f"has {', '.join(extra[:5])}"] if extra else [])
+        raise CorruptCheckpoint("this checkpoint is for another model: " + "; ".join(differences), where)
     for name, tensor in weights.items():
         if tensor.shape != expected[name].shape or tensor.dtype != expected[name].dtype:
             raise CorruptCheckpoint(f"this checkpoint is for another model: {name} is "
@@ -154,7 +154,8 @@ def check_training_state(state: Any, model, optimizer, where: Location) -> None:
     _check_optimizer(state["optimizer"], optimizer, bad)
 
     rng = state["rng"]
-    if not isinstance(rng, dict) or not all(isinstance(rng.get(k), torch.Tensor) for k in ("cpu", "shuffle", "augment")):
+    generators = ("cpu", "shuffle", "augment")
+    if not isinstance(rng, dict) or not all(isinstance(rng.get(k), torch.Tensor) for k in generators):
         raise bad("'rng' lacks a generator state")
     for key in ("cpu", "shuffle"):
         if rng[key].dtype != torch.uint8 or rng[key].shape != torch.get_rng_state().shape:

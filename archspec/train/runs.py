@@ -166,13 +166,11 @@ class Run:
             main = target
         else:
             root = Path(os.path.commonpath([d.path.parent for d in documents]))
-            main = None
             for document in documents:
                 target = self.path(SPEC_COPY) / document.path.relative_to(root)
                 data = read_regular(document.path, MAX_CONFIG_BYTES, "spec")
                 atomic_write(target, lambda tmp, data=data: Path(tmp).write_bytes(data))
-                if document is spec.document:
-                    main = target
+            main = self.path(SPEC_COPY) / spec.document.path.relative_to(root)  # one of the documents copied
         return str(main.relative_to(self.folder))
 
     def spec_digests(self) -> dict[str, str]:
@@ -241,7 +239,7 @@ def remove_stale_drafts(parent: Path, older_than_s: float = 60.0) -> list[Path]:
     import fcntl
     import time
 
-    removed = []
+    removed: list[Path] = []
     try:
         entries = [e for e in parent.iterdir() if e.name.startswith(".") and e.name.endswith(".tmp") and e.is_dir()
                    and time.time() - e.stat().st_mtime >= older_than_s]

@@ -27,7 +27,7 @@ from .config import TrainConfig, check_options, resolve, to_dict, worker_count
 from .options_file import read_options_file
 from ..data.loading import Splits, channel_stats, load_splits, open_data
 from .runs import Run, folder_name, folder_of_launch
-from .trainer import Hardware, Interrupted, NonFiniteLoss, Progress, Trainer, pick_hardware, set_trainable
+from .trainer import Interrupted, NonFiniteLoss, Progress, Trainer, pick_hardware, set_trainable
 
 HOST_MEMORY_BYTES = 4 << 30  # file-backed data smaller than this is decoded once and kept in memory
 HEADS = {"cross_entropy": "softmax", "bce": "sigmoid"}  # a head the loss computes itself, on logits
@@ -144,7 +144,8 @@ def train(source, options: dict[str, Any] | None = None, params: dict[str, Any] 
         except KeyboardInterrupt:
             where = f"; continue with archspec train --resume {resume}" if resume else (
                 "before its run folder was made: nothing was saved, start it again")
-            stopped = Interrupted(f"stopped by {SIGNAL_NAMES.get(signals.received, 'Ctrl-C')} {where}")
+            by = SIGNAL_NAMES.get(signals.received, "Ctrl-C") if signals.received is not None else "Ctrl-C"
+            stopped = Interrupted(f"stopped by {by} {where}")
             stopped.signal = signals.received or 2
             raise stopped from None
         finally:
@@ -156,7 +157,7 @@ class StopSignals:
     """While training, SIGTERM (what schedulers, ``timeout`` and container stops send) stops the run
     like Ctrl-C: both raise KeyboardInterrupt in the main thread, and ``received`` says which came."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.received: int | None = None
         self.previous: dict[int, Any] = {}
 
@@ -258,6 +259,7 @@ def _train(spec, graph, shape, params, config, hardware, resumed: Run | None, pr
     run: Run | None = resumed
 
     def on_epoch(trainer: Trainer, is_best: bool) -> None:
+        assert run is not None, "epochs end only after the run folder exists"
         if is_best:
             save_weights(trainer.model, run.path("best.safetensors"), metadata)
         save_weights(trainer.model, run.path("last.safetensors"), metadata)
@@ -274,9 +276,10 @@ def _train(spec, graph, shape, params, config, hardware, resumed: Run | None, pr
                       outputs_are_logits=logits, progress=progress, on_epoch=on_epoch,
                       callbacks=list(callbacks))  # the run's own come once its folder exists
     wanted = Path(config.out) if config.out else Path("runs") / folder_name(graph.name)
-    if resumed is None and distributed.run_id():  # an elastic restart, or a preempted job started again
-        found = folder_of_launch(wanted, distributed.run_id()) if distributed.is_main() else None
-        found = distributed.broadcast_text(str(found or ""), hardware.device)
+    launch = distributed.run_id()
+    if resumed is None and launch:  # an elastic restart, or a preempted job started again
+        mine = folder_of_launch(wanted, launch) if distributed.is_main() else None
+        found = distributed.broadcast_text(str(mine or ""), hardware.device)
         if found:
             resumed = Run(Path(found))
             if distributed.is_main():
@@ -285,13 +288,13 @@ def _train(spec, graph, shape, params, config, hardware, resumed: Run | None, pr
                 resumed.clean()
     has_checkpoint = resumed is not None and distributed.broadcast_text(
         str(distributed.is_main() and resumed.path("checkpoint.safetensors").exists()), hardware.device) == "True"
-    if has_checkpoint and not resumed.path("checkpoint.safetensors").exists():
+    if resumed is not None and has_checkpoint:
         checkpoint = resumed.path("checkpoint.safetensors")
-        raise ArchspecError(f"rank {distributed.rank()} cannot see {checkpoint}, which rank 0 resumes from: "
-                            "the run folder must be on storage every node sees (--out)", Location(str(checkpoint)))
-    if has_checkpoint:
-        state = load_checkpoint(resumed.path("checkpoint.safetensors"))
-        check_training_state(state, trainer.model, trainer.optimizer, Location(str(resumed.path("checkpoint.safetensors"))))
+        if not checkpoint.exists():
+            raise ArchspecError(f"rank {distributed.rank()} cannot see {checkpoint}, which rank 0 resumes from: "
+                                "the run folder must be on storage every node sees (--out)", Location(str(checkpoint)))
+        state = load_checkpoint(checkpoint)
+        check_training_state(state, trainer.model, trainer.optimizer, Location(str(checkpoint)))
         trainer.load_state(state)
         if trainer.epoch > config.epochs:
             raise UsageError(f"this run has already trained {trainer.epoch} epochs; give --epochs above that to "
@@ -321,13 +324,13 @@ def _train(spec, graph, shape, params, config, hardware, resumed: Run | None, pr
 
     run = resumed
     if run is None:
-        folder = ""
+        created = ""
         if distributed.is_main():
             run = Run.create(wanted, first_files)
             held.append(run)
-            folder = str(run.folder)
-        folder = Path(distributed.broadcast_text(folder, hardware.device))
-        run = run or Run(folder)
+            created = str(run.folder)
+        decided = Path(distributed.broadcast_text(created, hardware.device))
+        run = run or Run(decided)
     folder = run.folder
     trainer.callbacks = run_callbacks(config, folder, metadata) + trainer.callbacks
     resume_hint = f"continue with archspec train --resume {folder}"

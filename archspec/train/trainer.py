@@ -335,6 +335,8 @@ def _hold_frozen_norm_stats(model: nn.Module) -> None:
 class Interrupted(ArchspecError):
     """Ctrl-C: the weights so far are saved, and the run can be resumed from its last checkpoint."""
 
+    signal: int = 2  # the signal that stopped the run (SIGINT unless one was received): exit status 128 + signal
+
 
 @dataclass
 class Progress:
