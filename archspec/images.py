@@ -24,17 +24,17 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".
 FITS = ("stretch", "crop")
 
 
-class _SurvivesWorkers:
+class _SurvivesWorkers(ArchspecError):
     """A DataLoader worker re-raises an exception in the main process as ``type(exc)(traceback_text)``,
     which would print a traceback where archspec promises one line. Recover that line instead."""
 
     def __init__(self, message: str, location: Location | None = None, node: str = ""):
         if message.startswith(f"Caught {type(self).__name__} in DataLoader worker"):
             message, location = _original_problem(message, type(self).__name__)
-        super().__init__(message, location, node)  # type: ignore[call-arg]
+        super().__init__(message, location, node)
 
 
-class ImageError(_SurvivesWorkers, ArchspecError):
+class ImageError(_SurvivesWorkers):
     """An image that cannot be read, raised with its path (and CSV row)."""
 
 

@@ -38,7 +38,9 @@ class Source:
         return _function(self.opener)(argument, request)
 
     def test_part(self, argument: str) -> bool:
-        return bool(self.has_test) and bool(_function(self.has_test)(argument))  # type: ignore[arg-type]
+        if not self.has_test:
+            return False
+        return bool(_function(self.has_test)(argument))
 
 
 @dataclass(frozen=True)
