@@ -18,6 +18,7 @@ COMMANDS = {
     "zoo": "archspec.commands.analysis:zoo_command",
     "draw": "archspec.commands.drawing:draw",
     "compare": "archspec.commands.drawing:compare",
+    "view": "archspec.commands.viewing:view",
     "compile": "archspec.commands.modelling:compile_command",
     "export": "archspec.commands.modelling:export",
     "train": "archspec.commands.training:train",

@@ -34,3 +34,18 @@ layers:
   - {dense: {out: $classes}, name: head}
   - softmax
 """
+
+# No batch norm (its statistics are per process) and no dropout (its masks are per process): trained
+# by several processes on the same global batch, it ends with the weights of one.
+PLAIN_8X8 = """
+archspec: 1
+name: plain
+input: [1, 8, 8]
+params: {classes: 4}
+layers:
+  - {conv2d: {out: 6, kernel: 3, padding: 1}, name: conv1}
+  - relu
+  - {maxpool2d: {kernel: 2}}
+  - flatten
+  - {dense: {out: $classes}, name: head}
+"""

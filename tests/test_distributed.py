@@ -13,6 +13,7 @@ from archspec.train import distributed
 from archspec.train.config import TrainConfig
 from archspec.train.runs import Run, folder_of_launch, fresh_folder
 from archspec.train.trainer import Batches, Hardware
+from shared_specs import PLAIN_8X8
 
 
 @pytest.mark.parametrize("n, batch, world", [(10, 4, 1), (10, 4, 2), (10, 4, 3), (9, 4, 4), (7, 3, 2), (5, 8, 3),
@@ -63,7 +64,8 @@ def _read_by(rank: int, world: int, monkeypatch, n: int = 23, batch: int = 6, ep
         served = list(batches.epoch(epoch, shuffle, None))
         assert len(served) == len(batches) == -(-n // batch)  # the last, partial batch is served
         per_epoch.append(list(data.reads))
-        shares.append([share for _, _, share in served])
+        # the weight of this process's loss, × processes: DDP divides the summed gradients by them
+        shares.append([len(labels) * world / size for _, labels, size in served])
         for images, labels, _ in served:  # what was read is what was served
             assert images.shape[1:] == (1, 2, 2) and len(images) == len(labels)
     return per_epoch, shares
@@ -156,3 +158,27 @@ def test_launch_options_are_checked_before_anything_starts(invoke, tmp_path, arg
     monkeypatch.setattr(sys, "argv", ["archspec", "train", "net.yaml", *args])
     result = invoke("train", "net.yaml", *args)
     assert result.exit_code == 2 and message in result.output
+
+
+@pytest.mark.parametrize("size, world, micro, expected", [(10, 1, None, 1), (10, 1, 4, 3), (10, 4, 2, 2), (10, 4, 3, 1),
+                                                          (1, 4, 2, 1), (64, 2, 32, 1), (64, 2, 31, 2)])
+def test_passes_are_the_same_on_every_process(size, world, micro, expected):
+    assert distributed.passes(size, world, micro) == expected
+
+
+@pytest.mark.slow
+def test_accumulated_passes_take_the_same_step_as_one(spec_file, tmp_path):
+    from safetensors.torch import load_file
+
+    from archspec.train import session
+
+    spec = str(spec_file(PLAIN_8X8, "plain.yaml"))
+    options = {"data": "synthetic:60:4", "epochs": 1, "batch_size": 16, "lr": 0.1, "optimizer": "sgd", "workers": 0,
+               "device": "cpu"}
+    whole = session.train(spec, {**options, "out": str(tmp_path / "whole")})
+    parts = session.train(spec, {**options, "micro_batch": 5, "out": str(tmp_path / "parts")})  # 16 = 5 + 5 + 5 + 1
+    a, b = load_file(str(whole.run / "last.safetensors")), load_file(str(parts.run / "last.safetensors"))
+    for name in a:
+        assert torch.allclose(a[name], b[name], atol=1e-6), name
+    assert parts.history[0]["train_loss"] == pytest.approx(whole.history[0]["train_loss"], rel=1e-5)
+    assert "micro_batch: 5" in (parts.run / "config.yaml").read_text()

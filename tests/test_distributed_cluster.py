@@ -26,6 +26,7 @@ from safetensors.torch import load_file
 import archspec
 from archspec.train import session
 from archspec.train.runs import read_metrics
+from shared_specs import PLAIN_8X8
 
 pytestmark = pytest.mark.slow
 TIMEOUT_S = 400  # a bound on each group, so that a hang fails the test instead of the suite
@@ -36,19 +37,7 @@ ARGS = ["--data", "synthetic:117:4", "--epochs", "2", "--batch-size", "10", "--l
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]
 
-# No dropout: its masks are drawn per process.
-PLAIN = """
-archspec: 1
-name: plain
-input: [1, 8, 8]
-params: {classes: 4}
-layers:
-  - {conv2d: {out: 6, kernel: 3, padding: 1}, name: conv1}
-  - relu
-  - {maxpool2d: {kernel: 2}}
-  - flatten
-  - {dense: {out: $classes}, name: head}
-"""
+PLAIN = PLAIN_8X8
 NORMED = PLAIN.replace("name: plain", "name: normed").replace("  - relu\n", "  - {batchnorm2d: {}, name: bn1}\n  - relu\n")
 
 
@@ -159,9 +148,11 @@ def test_two_nodes_of_two_processes_equal_one(spec_file, tmp_path):
     with launchers(tmp_path) as start:
         by_hand = start([*TORCHRUN, "--nnodes", "2", "--nproc-per-node", "2", "--rdzv-backend", "c10d",
                          "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", run_id,
-                         "-m", "archspec", "train", spec, *ARGS, *out], env=as_documented)
+                         "-m", "archspec", "train", spec, *ARGS, *out, "--micro-batch", "2"], env=as_documented)
+        # in passes of at most 2 images: the shares of 3 and 2 images accumulate over two passes
         shorthand = start([sys.executable, "-m", "archspec", "train", spec, *ARGS, *out, "--nodes", "2",
-                           "--node-rank", "1", "--master", f"127.0.0.1:{port}", "--devices", "2", "--run-id", run_id])
+                           "--node-rank", "1", "--master", f"127.0.0.1:{port}", "--devices", "2", "--run-id", run_id,
+                           "--micro-batch", "2"])
         output = finish([by_hand, shorthand], [tmp_path / "launcher0.log", tmp_path / "launcher1.log"])
     assert "processes: 4" in (tmp_path / "cluster" / "config.yaml").read_text()
     assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == ["cluster"]  # one run folder

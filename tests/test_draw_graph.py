@@ -5,6 +5,7 @@ Rewrite the goldens (tests/golden/draw/*.dot) with ``python -m pytest --update-g
 """
 from __future__ import annotations
 
+import math
 import re
 import shutil
 import subprocess
@@ -372,10 +373,15 @@ def test_system_dot_serves_where_graphviz_pure_is_missing(tmp_path, monkeypatch)
 def test_gallery_draws_the_zoo(tmp_path):
     from archspec.draw.gallery import gallery
 
-    files = gallery(tmp_path, ["mnist_cnn", "resnet18"], boxes=False)
-    assert [f.name for f in files] == ["mnist_cnn.svg", "resnet18.svg"]
-    for f in files:
-        ET.parse(f)
+    from PIL import Image
+
+    files = gallery(tmp_path, ["mnist_cnn"])
+    assert [f.name for f in files] == ["mnist_cnn.svg", "mnist_cnn.png", "mnist_cnn-boxes.svg", "mnist_cnn-boxes.png"]
+    for svg, png in zip(files[::2], files[1::2]):
+        width = float(ET.parse(svg).getroot().get("width"))
+        image = Image.open(png)
+        assert image.mode == "P" and image.size[0] == math.ceil(2 * width)  # 2×, a palette to stay small
+    assert [f.name for f in gallery(tmp_path, ["resnet18"], boxes=False, png=False)] == ["resnet18.svg"]
 
 
 def test_drawing_never_imports_torch(tmp_path):
@@ -436,3 +442,10 @@ def test_a_run_that_is_read_from_the_middle_does_not_fold(tmp_path):
     # relu4 (the end of the 2nd copy) is read from outside: copies 1-2 and 3-4 fold apart, no edge lost
     assert "<b>conv1 … relu4</b> ×2" in dot and "<b>conv5 … relu8</b> ×2" in dot
     assert {("@conv1", "@conv5"), ("@conv1", "add5"), ("@conv5", "add5")} <= set(edges(dot))
+
+
+def test_short_runs_of_repeated_layers_are_drawn_out():
+    dot = to_dot(archspec.summarize("vgg16"))
+    # conv, relu, conv, relu is a period of 2 twice: too short to fold, each convolution stays a node
+    assert " … " not in dot and "×2</" not in dot
+    assert dot.count("3×3, 64 + relu") == 2 and dot.count("3×3, 512 + relu") == 6

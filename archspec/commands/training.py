@@ -66,6 +66,8 @@ def _launch(devices: int, nodes: int, node_rank: int, master: str | None, max_re
 @click.option("--test-data", help="A separate test set (else split off --data).")
 @click.option("--epochs", type=click.IntRange(1), help="Epochs to train (with --resume: the new total).")
 @click.option("--batch-size", type=BatchSize(), help="Images per step, or 'auto' (largest that fits).")
+@click.option("--micro-batch", type=click.IntRange(1),
+              help="Most images a process puts through at once; a larger share of the batch accumulates gradients.")
 @click.option("--lr", type=click.FloatRange(0, min_open=True), help="Learning rate.")
 @click.option("--optimizer", type=click.Choice(["sgd", "rmsprop", "adam", "adamw"]))
 @click.option("--schedule", type=click.Choice(["none", "step", "cosine", "onecycle"]))
@@ -93,9 +95,9 @@ def _launch(devices: int, nodes: int, node_rank: int, master: str | None, max_re
 @click.option("--run-id", help="The launch's id, the same on every node; started again with it, a run continues.")
 @set_option
 @user_errors
-def train(spec, data, val_data, test_data, epochs, batch_size, lr, optimizer, schedule, loss, device, precision,
-          compile_model, workers, seed, init_weights, freeze, out, config_file, resume, sync_batchnorm, devices, nodes,
-          node_rank, master, max_restarts, run_id, overrides):
+def train(spec, data, val_data, test_data, epochs, batch_size, micro_batch, lr, optimizer, schedule, loss, device,
+          precision, compile_model, workers, seed, init_weights, freeze, out, config_file, resume, sync_batchnorm,
+          devices, nodes, node_rank, master, max_restarts, run_id, overrides):
     """Train SPEC and leave metrics, plots, weights and a test report in runs/NAME."""
     from ..train.distributed import launched_as_main, under_torchrun
 
@@ -110,7 +112,7 @@ def train(spec, data, val_data, test_data, epochs, batch_size, lr, optimizer, sc
     options = dict(data=data, val_data=val_data, test_data=test_data, epochs=epochs, batch_size=batch_size, lr=lr,
                    optimizer=optimizer, schedule=schedule, loss=loss, device=device, precision=precision,
                    compile=compile_model, workers=workers, seed=seed, init=init_weights, freeze=list(freeze) or None,
-                   out=out, sync_batchnorm=sync_batchnorm)
+                   out=out, sync_batchnorm=sync_batchnorm, micro_batch=micro_batch)
     progress = RichProgress(console()) if sys.stdout.isatty() else PlainProgress()
     try:
         outcome = session.train(spec, options, parse_overrides(overrides), config_file, resume, progress)

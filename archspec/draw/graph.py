@@ -76,6 +76,7 @@ INPUT_ID = "@input"
 LEGEND_ID = "@legend"
 FOLLOWERS = ("norm", "activation", "regularization")  # families a compact node takes in after its layer
 MAX_PERIOD = 256  # longest run of layers looked for as one copy of an unnamed repeat
+MIN_FOLDED_LAYERS = 12  # a shorter run of repeated layers (VGG's conv, relu, conv, relu) is clearer drawn out
 MAX_WRAP = 8
 
 
@@ -307,7 +308,7 @@ def _periodic(nodes: list[Node], graph: Graph, users) -> list:
                         break
                     cand = [nodes[s + c * p: s + (c + 1) * p] for c in range(n_copies)]
                     chained = _chained(cand, users, graph.output)
-                    if len(chained) >= 2:
+                    if len(chained) >= 2 and len(chained) * p >= MIN_FOLDED_LAYERS:
                         score = (len(chained) * p, -p, -s)
                         if best is None or score > best[0]:
                             best = (score, s, chained)
@@ -692,10 +693,14 @@ class _DotWriter:
                    if len({t for t, _ in crossing.get(i, [])}) == 1 and child_of.get(crossing[i][0][0]) == i - 1]
         total = extent[-1] if extent else 0
         cuts: list[int] = []
+        piece = total / pieces
         for k in range(1, pieces):
             target = total * k / pieces
+            # near the even place, a cut that one edge crosses beats one that several do (a wrapped
+            # parallel group would trail an edge to each of its branches)
             best = min((i for i in allowed if not cuts or i > cuts[-1]),
-                       key=lambda i: abs(extent[i - 1] - target), default=None)
+                       key=lambda i: abs(extent[i - 1] - target) + 0.4 * piece * (len(crossing[i]) > 1),
+                       default=None)
             if best is not None:
                 cuts.append(best)
         cut_edges = [edge for i in cuts for edge in crossing[i]]
@@ -756,9 +761,21 @@ def _legend_table(entries: list[tuple[str, str]], columns: int, block: bool) -> 
 def to_dot(summary, depth: int | None = None, rankdir: str = "TB", shapes: bool = True, legend: bool = True,
            fold: bool = True, compact: bool = True, wrap: int = 1) -> str:
     """The DOT text of a Summary's graph (deterministic: same summary and options, same text)."""
+    return dot_and_nodes(summary, depth, rankdir, shapes, legend, fold, compact, wrap)[0]
+
+
+def dot_and_nodes(summary, depth: int | None = None, rankdir: str = "TB", shapes: bool = True, legend: bool = True,
+                  fold: bool = True, compact: bool = True, wrap: int = 1) -> tuple[str, dict[str, list[str]]]:
+    """The DOT text, and for each DOT node the paths of the layers it shows (a page maps clicks so)."""
     options = DotOptions(depth, rankdir, shapes, legend, fold, compact, wrap)
     options.check()
-    return _DotWriter(summary, options).write()
+    writer = _DotWriter(summary, options)
+    text = writer.write()
+    shows: dict[str, list[str]] = {}
+    for path, node_id in writer.display.items():
+        if path != INPUT:
+            shows.setdefault(node_id, []).append(path)
+    return text, shows
 
 
 def graph_picture(summary, wrap: int | str = "auto", **options):

@@ -58,6 +58,8 @@ class TrainConfig:
     # --- optimisation
     epochs: int = 20
     batch_size: int | str = 64  # or "auto": the largest that fits, from the memory model, confirmed
+    micro_batch: int | None = None  # most images one process puts through at once; a larger share of the
+    #                                 batch is accumulated over several passes (same step; batch norm sees each pass)
     optimizer: str = "adam"  # sgd, rmsprop, adam, adamw
     lr: float = 1e-3
     momentum: float | None = None  # sgd: default 0.9 (Keras examples often use 0.8); rmsprop: default 0
@@ -111,6 +113,8 @@ def train_schema() -> dict:
         "augment_on": {"enum": ["auto", "device", "workers"]},
         "epochs": _number(1, integer=True),
         "batch_size": {"anyOf": [_number(1, integer=True), {"const": "auto"}]},
+        "micro_batch": {"anyOf": [_number(1, integer=True), {"type": "null"}],
+                        "description": "most images per process per pass; larger shares accumulate gradients"},
         "optimizer": {"enum": list(OPTIMIZERS)},
         "lr": _number(0, exclusive=True),
         "momentum": _number(0),

@@ -140,6 +140,18 @@ def shard(order: torch.Tensor, batch_size: int, rank: int, world: int) -> list[t
     return [order[start:min(start + batch_size, n)][rank::world] for start in range(0, n, batch_size)]
 
 
+def passes(size: int, world: int, micro_batch: int | None) -> int:
+    """Forward/backward passes each process makes for a global batch of ``size`` (gradient accumulation).
+
+    The same on every process: enough for the largest share, ceil(size / world), to go through
+    in parts of at most ``micro_batch`` images.
+    """
+    if not micro_batch:
+        return 1
+    largest = -(-size // world)
+    return max(1, -(-largest // micro_batch))
+
+
 # ------------------------------------------------------------------ batch norm across processes
 
 

@@ -10,6 +10,7 @@ global batch and DistributedDataParallel averages the gradients; only rank 0 wri
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass, field
@@ -180,11 +181,10 @@ class Batches:
         return -(-len(self.data) // self.batch_size)  # the last, smaller batch counts: it is trained on
 
     def epoch(self, epoch: int, generator: torch.Generator, device_generator: torch.Generator | None):
-        """Yield (images (b, C, H, W) normalised on the device, labels (b,), share) for one epoch.
+        """Yield (images (b, C, H, W) normalised on the device, labels (b,), size) for one epoch.
 
-        Under torchrun b is this process's part of the global batch (``distributed.shard``) and
-        ``share`` is b × processes / global batch: the loss weighted by it makes DDP's average of
-        the gradients the mean gradient of the global batch, even where the shares differ.
+        Under torchrun b is this process's part of the global batch of ``size`` images
+        (``distributed.shard``); b may be 0 at the last batch, and the process still steps.
         """
         n = len(self.data)
         order = torch.randperm(n, generator=generator) if self.train else torch.arange(n)
@@ -204,7 +204,7 @@ class Batches:
             images = (images - self.mean) / self.std  # (B, C, H, W)
             if self.hardware.channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)
-            yield images, labels, (labels.numel() * world / size if world > 1 else 1.0)
+            yield images, labels, size
 
     def _host_or_device_batches(self, batches: list[torch.Tensor], epoch: int):
         pin = self.hardware.device.type == "cuda"
@@ -366,8 +366,9 @@ class Trainer:
         if hardware.channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.forward = self.model
+        self.ddp = None  # the DistributedDataParallel wrapper under torchrun
         if distributed.world_size() > 1:
-            self.forward = distributed.wrap(self.model, hardware.device)
+            self.forward = self.ddp = distributed.wrap(self.model, hardware.device)
         if config.compile:
             self.forward = torch.compile(self.forward)
         self.optimizer = make_optimizer(self.model, config)
@@ -468,18 +469,13 @@ class Trainer:
         check_every = 1 if hardware.device.type == "cpu" else 20  # a check waits for the device
         lr = self._set_lr()
         started = time.perf_counter()
-        for i, (images, labels, share) in enumerate(self.train_batches.epoch(epoch, self.shuffle,
-                                                                             self.augment_generator)):
+        for i, (images, labels, size) in enumerate(self.train_batches.epoch(epoch, self.shuffle,
+                                                                            self.augment_generator)):
             lr = self._set_lr()
-            with torch.autocast(hardware.device.type, dtype=hardware.amp_dtype or torch.float32,
-                                enabled=hardware.amp_dtype is not None):
-                outputs = self.forward(images)
-                # an empty share still steps: DDP's gradient average waits for every process
-                loss = self.loss_fn(outputs, labels) if labels.numel() else outputs.float().sum() * 0.0
+            self.optimizer.zero_grad(set_to_none=True)
+            loss, outputs = self._learn(images, labels, size)
             if i % check_every == 0 and not torch.isfinite(loss):
                 self._non_finite(loss, epoch, i)
-            self.optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(loss * share if share != 1 else loss).backward()
             self.scaler.step(self.optimizer)
             self.scaler.update()
             self.step += 1
@@ -494,6 +490,37 @@ class Trainer:
             self._non_finite(torch.tensor(figures["loss"]), epoch, len(self.train_batches) - 1)
         return {"epoch": epoch, "train_loss": figures["loss"], "train_acc": figures["acc"], "lr": lr,
                 "time_s": seconds, "images_per_s": tally.count / seconds if seconds > 0 else None}
+
+    def _learn(self, images: torch.Tensor, labels: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Forward and backward of this process's part of a global batch of ``size`` images.
+
+        Returns (mean loss, outputs). Each pass's loss is weighted by its images' part of the global
+        batch (× processes, which DDP divides by), so the gradients add up to the global batch's
+        mean gradient however the images fall into processes and passes. A part larger than
+        ``micro_batch`` is put through in several passes whose gradients accumulate; every process
+        makes the same number of passes (some may be empty), and only the last one lets DDP
+        average the gradients.
+        """
+        hardware, world = self.hardware, distributed.world_size()
+        passes = distributed.passes(size, world, self.config.micro_batch)
+        step = max(1, -(-len(labels) // passes))
+        losses, outputs_seen = [], []
+        for k in range(passes):
+            x, y = images[k * step:(k + 1) * step], labels[k * step:(k + 1) * step]
+            last = k == passes - 1
+            with (self.ddp.no_sync() if self.ddp is not None and not last else contextlib.nullcontext()):
+                with torch.autocast(hardware.device.type, dtype=hardware.amp_dtype or torch.float32,
+                                    enabled=hardware.amp_dtype is not None):
+                    outputs = self.forward(x)
+                    # an empty pass still runs: DDP's gradient average waits for every process
+                    loss = self.loss_fn(outputs, y) if y.numel() else outputs.float().sum() * 0.0
+                weight = len(y) * world / size if world > 1 else len(y) / max(1, len(labels))
+                self.scaler.scale(loss * weight if weight != 1 else loss).backward()
+            losses.append(loss.detach() * len(y))
+            outputs_seen.append(outputs.detach())
+        if passes == 1:
+            return loss, outputs
+        return torch.stack(losses).sum() / max(1, len(labels)), torch.cat(outputs_seen)
 
     def _non_finite(self, loss: torch.Tensor, epoch: int, batch: int):
         kept = (f"the last good checkpoint (epoch {self.epoch}) is kept" if self.epoch
