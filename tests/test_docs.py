@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ MARKER = re.compile(r"<!--\s*docs-test:\s*(.*?)\s*-->")
 # programs a doc may show but a test does not run: set-up, other machines, long-running servers
 # DOCS_TEST_QUICK=1: trainings run one epoch (a quick local loop; CI runs them as written)
 QUICK = bool(os.environ.get("DOCS_TEST_QUICK"))
+COMMAND_LIMIT_S = 900  # a bound on a hung command, far above any documented command's cost
 NOT_RUN = {"pip", "pip3", "git", "apt-get", "apt", "cd", "source", "torchrun", "srun", "sbatch", "kubectl",
            "tensorboard", "jupyter", "docker", "export", "open", "xdg-open"}
 
@@ -207,12 +209,19 @@ class Shell:
 
         from archspec.cli import main
 
+        def too_long(signum, frame):  # a command that never returns (a server) fails, not hangs
+            raise TimeoutError(f"still running after {COMMAND_LIMIT_S} s; a doc marks such a block skip")
+
         here = os.getcwd()
         os.chdir(self.folder)
+        previous = signal.signal(signal.SIGALRM, too_long)
+        signal.alarm(COMMAND_LIMIT_S)
         try:
             result = CliRunner().invoke(main, args, env={"COLUMNS": "160", "HOME": str(self.folder)},
                                         prog_name="archspec")
         finally:
+            signal.alarm(0)
+            signal.signal(signal.SIGALRM, previous)
             os.chdir(here)
         output = result.output
         if result.exception is not None and not isinstance(result.exception, SystemExit):
@@ -221,7 +230,7 @@ class Shell:
         return result.exit_code, output
 
     def _process(self, argv: list[str]) -> tuple[int, str]:
-        done = subprocess.run(argv, cwd=self.folder, capture_output=True, text=True, timeout=900,
+        done = subprocess.run(argv, cwd=self.folder, capture_output=True, text=True, timeout=COMMAND_LIMIT_S,
                               env=dict(_environment(), HOME=str(self.folder)))
         return done.returncode, done.stdout + done.stderr
 
