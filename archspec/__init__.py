@@ -3,7 +3,7 @@
 The analysis (``load``, ``validate``, ``expand``, ``summarize``) is pure Python and never
 imports torch.
 """
-from .api import build, check, expand, summarize, validate
+from .api import build, check, expand, import_model, summarize, validate
 from .errors import ArchspecError, LimitError, Location, Problem, SpecError, UsageError
 from .graph import Graph, Node
 from .infer import infer
@@ -24,6 +24,6 @@ def __getattr__(name: str):
 
 __all__ = [
     "ArchspecError", "Graph", "LimitError", "Location", "Node", "Problem", "Spec", "SpecError", "Summary",
-    "UsageError", "build", "check", "expand", "infer", "load", "load_weights", "loads", "save_weights",
+    "UsageError", "build", "check", "expand", "import_model", "infer", "load", "load_weights", "loads", "save_weights",
     "summarize", "validate", "__version__",
 ]

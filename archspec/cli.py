@@ -21,6 +21,7 @@ COMMANDS = {
     "view": "archspec.commands.viewing:view",
     "compile": "archspec.commands.modelling:compile_command",
     "export": "archspec.commands.modelling:export",
+    "import": "archspec.commands.importing:import_command",
     "train": "archspec.commands.training:train",
     "evaluate": "archspec.commands.training:evaluate",
     "predict": "archspec.commands.training:predict",

@@ -15,8 +15,10 @@ class Location:
     key_path: tuple = field(default=(), compare=False, repr=False)
 
     def __str__(self) -> str:
-        if self.line:
+        if self.line and self.col:
             return f"{self.file}:{self.line}:{self.col}"
+        if self.line:  # a row of a data file: no column to point at
+            return f"{self.file}:{self.line}"
         return self.file
 
 

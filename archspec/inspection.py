@@ -28,9 +28,8 @@ from typing import Any, Sequence
 from .errors import ArchspecError, Location, UsageError
 from .weights import WeightsInfo, read_info
 from .graph import INPUT, Graph
-from .text import did_you_mean
+from .text import did_you_mean, listing
 
-MAX_IMAGE_PIXELS = 64_000_000  # refused before decoding: a decompression bomb stops here
 SAMPLES = {"china": "china.jpg", "flower": "flower.jpg"}  # scikit-learn's bundled photos, no download
 MAX_TILES = 256  # maps or filters in one picture; more would be a wall of noise
 BATCH = 256
@@ -93,7 +92,7 @@ def filters_picture(weights: str | os.PathLike, output: str | os.PathLike, layer
         why = (f"'{layer}' has no convolution filters (its weight is "
                f"{'×'.join(map(str, header[layer + '.weight']['shape']))})" if known
                else f"unknown layer '{layer}'" + did_you_mean(layer, convs))
-        raise UsageError(f"{why}; layers with filters: {_listing(convs)}")
+        raise UsageError(f"{why}; layers with filters: {listing(convs)}")
     with safe_open(str(info.path), framework="pt") as f:
         kernels = f.get_tensor(f"{layer}.weight").float().numpy()
     n, c, kh, kw = kernels.shape
@@ -140,11 +139,6 @@ def _columns(count: int) -> int:
     if count <= 10:
         return max(1, count)
     return min(16, 2 ** math.ceil(math.log2(math.sqrt(count))))
-
-
-def _listing(names: Sequence[str], most: int = 12) -> str:
-    names = list(names)
-    return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
 
 
 # ------------------------------------------------------------------ models and layers
@@ -204,7 +198,7 @@ def _resolve_layer(graph: Graph, layer: str | None, default_type: str = "conv2d"
                 return node.path
         return paths[0]
     if layer not in paths:
-        raise UsageError(f"unknown layer '{layer}'" + did_you_mean(layer, paths) + f"; layers: {_listing(paths, 16)}")
+        raise UsageError(f"unknown layer '{layer}'" + did_you_mean(layer, paths) + f"; layers: {listing(paths, 16)}")
     return layer
 
 
@@ -234,17 +228,19 @@ def _truncated(module, graph: Graph, path: str):
 # ------------------------------------------------------------------ images
 
 
-def load_image(source: Any, channels: int, size: tuple[int, int]):
+def load_image(source: Any, channels: int, size: tuple[int, int], fit: str = "stretch"):
     """An image as a float tensor (C, H, W) in [0, 1], fitted to ``size`` (H, W).
 
     source: a file Pillow reads; ``sample``, ``sample:china`` or ``sample:flower`` (photos bundled
     with scikit-learn: nothing is downloaded); or an array / tensor (H, W) or (C, H, W), used as
-    it is (no scaling, no resizing). A file or sample is converted to grey (1 channel) or RGB
-    (3), centre-cropped to the aspect ratio of ``size`` and resized to it.
+    it is (no scaling, no resizing). A file or sample goes through `archspec.images`, the decoder
+    training and ``predict`` use: grey (1 channel) or RGB (3), fitted by ``fit`` ("stretch", as a
+    data set's images are, or "crop": the centre at the aspect ratio of ``size``).
     """
     import numpy as np
     import torch
-    from PIL import Image
+
+    from . import images
 
     if not isinstance(source, (str, os.PathLike)):
         array = torch.as_tensor(np.asarray(source), dtype=torch.float32)
@@ -255,8 +251,11 @@ def load_image(source: Any, channels: int, size: tuple[int, int]):
         return array
     if channels not in (1, 3):
         raise UsageError(f"the spec takes {channels} input channels: an image file gives 1 (grey) or 3 (RGB)")
+    shape = (channels, *size)
     text = str(source)
     if text == "sample" or text.startswith("sample:"):
+        from PIL import Image
+
         name = text.partition(":")[2] or "china"
         if name not in SAMPLES:
             raise UsageError(f"unknown sample image '{name}'" + did_you_mean(name, SAMPLES)
@@ -265,43 +264,8 @@ def load_image(source: Any, channels: int, size: tuple[int, int]):
             from sklearn.datasets import load_sample_image
         except ImportError:
             raise UsageError("the sample images come with scikit-learn: pip install scikit-learn") from None
-        picture = Image.fromarray(load_sample_image(SAMPLES[name]))
-    else:
-        where = Location(text)
-        try:
-            picture = Image.open(text)
-            width, height = picture.size
-            if width * height > MAX_IMAGE_PIXELS:
-                raise ArchspecError(f"image of {width}×{height} pixels refused (more than "
-                                    f"{MAX_IMAGE_PIXELS // 1_000_000} megapixels)", where)
-            picture.load()
-        except FileNotFoundError:
-            raise ArchspecError("cannot read image: no such file", where) from None
-        except (OSError, ValueError, Image.DecompressionBombError) as exc:
-            raise ArchspecError(f"cannot read image: {exc}", where) from None
-    picture = _fit_image(picture.convert("L" if channels == 1 else "RGB"), size)
-    array = np.asarray(picture, dtype=np.float32) / 255.0
-    array = array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
-    return torch.from_numpy(np.ascontiguousarray(array))
-
-
-def _fit_image(picture, size: tuple[int, int]):
-    """Centre-crop to the aspect ratio of ``size`` (H, W), then resize to it."""
-    from PIL import Image
-
-    height, width = size
-    w, h = picture.size
-    if (w, h) == (width, height):
-        return picture
-    if w * height > h * width:  # too wide: crop the sides
-        keep = max(1, round(h * width / height))
-        left = (w - keep) // 2
-        picture = picture.crop((left, 0, left + keep, h))
-    elif w * height < h * width:  # too tall: crop top and bottom
-        keep = max(1, round(w * height / width))
-        top = (h - keep) // 2
-        picture = picture.crop((0, top, w, top + keep))
-    return picture.resize((width, height), Image.LANCZOS if picture.size[0] >= width else Image.BICUBIC)
+        return images.picture_tensor(Image.fromarray(load_sample_image(SAMPLES[name])), shape, images.check_fit(fit))
+    return images.load_image(text, shape, fit)
 
 
 def _image_tile_pixels(image) -> Any:
@@ -331,7 +295,7 @@ class LayerOutput:
 
 
 def layer_output(spec, weights, image, layer: str | None = None, params: dict[str, Any] | None = None,
-                 invert: bool = False, maps_only: bool = False) -> LayerOutput:
+                 invert: bool = False, maps_only: bool = False, fit: str = "stretch") -> LayerOutput:
     """Run one image through the network as far as ``layer`` (default: the first conv2d).
 
     maps_only: refuse a layer whose output is not (C, H, W), before any image is read.
@@ -345,11 +309,11 @@ def layer_output(spec, weights, image, layer: str | None = None, params: dict[st
     if maps_only and len(shape) != 3:
         spatial = [n.path for n in graph.nodes if len(n.shape) == 3]
         raise UsageError(f"layer '{path}' gives {math.prod(shape)} values, not feature maps; layers with maps: "
-                         f"{_listing(spatial, 16)}")
+                         f"{listing(spatial, 16)}")
     if len(graph.input_shape) != 3:
         raise UsageError(f"the spec's input is {graph.input_shape}: not an image")
     c, h, w = graph.input_shape
-    x = load_image(image, c, (h, w))
+    x = load_image(image, c, (h, w), fit)
     if x.shape[1:] != (h, w):
         raise UsageError(f"the image is {x.shape[1]}×{x.shape[2]}, the spec takes {h}×{w}")
     if invert:  # a dark digit on white paper, for a network trained on light digits on black
@@ -360,12 +324,13 @@ def layer_output(spec, weights, image, layer: str | None = None, params: dict[st
 
 
 def activations_picture(spec, weights, image, output: str | os.PathLike, layer: str | None = None,
-                        params: dict[str, Any] | None = None, invert: bool = False, limit: int = MAX_TILES):
+                        params: dict[str, Any] | None = None, invert: bool = False, limit: int = MAX_TILES,
+                        fit: str = "stretch"):
     """The input image and every feature map of ``layer`` (default: the first conv2d) for it."""
     from .draw.tiles import Grid, Tile, check_output, save_grid
 
     check_output(output)
-    result = layer_output(spec, weights, image, layer, params, invert, maps_only=True)
+    result = layer_output(spec, weights, image, layer, params, invert, maps_only=True, fit=fit)
     graph, path, out = result.graph, result.layer, result.output
     maps = out.float().numpy()
     shown = min(len(maps), limit)
@@ -408,9 +373,9 @@ class TopPatches:
 
 
 def _dataset(data, shape):
-    """A LabelledImages-like object: a source string goes to archspec.train.data.open_data."""
+    """A LabelledImages-like object: a source string goes to archspec.data.open_data."""
     if data is None or isinstance(data, str):
-        from .train.data import open_data
+        from .data import open_data
 
         return open_data(data, tuple(shape))
     return data
@@ -574,10 +539,11 @@ class Applied:
 
 
 def apply_filters(spec, image: Any = "sample", output: str | os.PathLike | None = None,
-                  params: dict[str, Any] | None = None, signed: bool = False) -> Applied:
+                  params: dict[str, Any] | None = None, signed: bool = False, fit: str = "crop") -> Applied:
     """Run a spec of fixed kernels (conv2d ``weights:``) on an image; show each output channel.
 
-    The image is fitted to the spec's input (see ``load_image``; arrays are used as they are).
+    The image is fitted to the spec's input (see ``load_image``; arrays are used as they are); a
+    photo is centre-cropped by default, not stretched, since no trained network expects stretched inputs.
     Tiles show |response| (black 0, white the strongest, so an edge is a white line whatever its
     direction) or, with ``signed``, a diverging map: red positive, blue negative, white 0.
     """
@@ -601,7 +567,7 @@ def apply_filters(spec, image: Any = "sample", output: str | os.PathLike | None 
     if len(graph.input_shape) != 3:
         raise UsageError(f"the spec's input is {graph.input_shape}: not an image")
     c, h, w = graph.input_shape
-    x = load_image(image, c, (h, w))
+    x = load_image(image, c, (h, w), fit)
     if x.shape[1:] != (h, w):  # an array is used as it is: the spec must take its size
         raise UsageError(f"the image is {x.shape[1]}×{x.shape[2]}, the spec takes {h}×{w} (--set height=..., width=...?)")
     module = compile_graph(graph, seed=0).train(False)

@@ -23,7 +23,7 @@ from archspec import api
 from archspec.compiler import compile_graph
 from archspec.expand import parse_overrides
 from archspec.train.config import resolve
-from archspec.train.data import open_data
+from archspec.data import open_data
 from archspec.train.trainer import Trainer, pick_hardware
 
 

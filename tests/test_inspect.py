@@ -217,8 +217,12 @@ def test_unreadable_missing_and_huge_images_are_named(tmp_path, net):
 
 def test_images_are_fitted_to_the_spec(tmp_path):
     wide = grey_image(tmp_path / "wide.png", np.tile(np.r_[np.zeros(10), np.full(20, 255), np.zeros(10)], (10, 1)))
-    x = ins.load_image(wide, 1, (10, 10))  # centre crop 10 of 40 columns: all bright
+    x = ins.load_image(wide, 1, (10, 10), fit="crop")  # centre crop 10 of 40 columns: all bright
     assert x.shape == (1, 10, 10) and x.min() > 0.99
+    stretched = ins.load_image(wide, 1, (10, 10))  # the default, as training fits its images
+    assert stretched[0, :, 0].max() == 0 and stretched[0, :, 5].min() > 0.99
+    with pytest.raises(UsageError, match="fit must be 'stretch' or 'crop'"):
+        ins.load_image(wide, 1, (10, 10), fit="pad")
     rgb = ins.load_image(wide, 3, (5, 5))
     assert rgb.shape == (3, 5, 5)
     with pytest.raises(UsageError, match="unknown sample image 'dog'"):
@@ -394,7 +398,7 @@ def test_inspect_commands_write_pictures(tmp_path, invoke, net):
 
 
 def test_inspect_top_patches_command_reads_a_data_source(tmp_path, invoke, net):
-    pytest.importorskip("archspec.train.data")
+    pytest.importorskip("archspec.data.loading")
     spec, weights, _ = net
     out = tmp_path / "tp.png"
     result = invoke("inspect", "top-patches", str(spec), "-w", str(weights), "--data", "synthetic:40",

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from archspec.errors import UsageError
-from archspec.train import data as D
+from archspec import data as D
 from archspec.train.augment import Augment, AugmentedView, augment_batch, rotate
 
 EVERYTHING = Augment(rotation=15, noise=0.05, mirror=True, crop=2, colour_shift=20)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
+import warnings
 
 import click
 
@@ -29,13 +30,28 @@ def report(error: ArchspecError) -> None:
         click.echo(str(problem), err=True)
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    """archspec's own warnings as one line, "LOCATION: warning: …", like its errors (their text starts
+    with the data file's location); Python's display would add a line of archspec's source instead."""
+    if category.__module__.startswith("archspec."):
+        where, sep, text = str(message).partition(": ")
+        click.echo(f"{where}: warning: {text}" if sep else f"warning: {message}", err=True)
+    else:
+        _default_showwarning(message, category, filename, lineno, file, line)
+
+
+_default_showwarning = warnings.showwarning
+
+
 def user_errors(command):
     """Turn archspec's errors into messages and exit codes instead of tracebacks."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         try:
-            return command(*args, **kwargs)
+            with warnings.catch_warnings():
+                warnings.showwarning = _show_warning
+                return command(*args, **kwargs)
         except UsageError as exc:
             report(exc)
             sys.exit(EXIT_USAGE)
@@ -51,3 +67,12 @@ def user_errors(command):
 
 set_option = click.option("--set", "overrides", multiple=True, metavar="NAME=VALUE",
                           help="Override a spec parameter (repeatable), e.g. --set classes=10.")
+
+
+def fit_option(default: str = "stretch"):
+    """--fit: how an image file is fitted to the spec's input (archspec.images; the same for every command)."""
+    from ..images import FITS
+
+    return click.option("--fit", type=click.Choice(FITS), default=default, show_default=True,
+                        help="Fit an image to the input: stretch it whole (as training does), or crop its "
+                             "centre to the input's aspect ratio first.")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 
 from ..expand import parse_overrides
-from .common import set_option, user_errors
+from .common import fit_option, set_option, user_errors
 
 
 @click.group(name="inspect")
@@ -34,14 +34,15 @@ def inspect_filters(weights, layer, mode, output):
 @click.option("--layer", default=None, help="Any node path, e.g. relu1 (default: the first conv2d).")
 @click.option("--invert", is_flag=True, help="Invert the image first (dark digits on white paper).")
 @click.option("--output", "-o", type=click.Path(dir_okay=False), required=True, help="Output .png file.")
+@fit_option()
 @set_option
 @user_errors
-def inspect_activations(spec, image, weights, layer, invert, output, overrides):
+def inspect_activations(spec, image, weights, layer, invert, output, fit, overrides):
     """Every feature map of a layer for one IMAGE (a file, or sample, sample:flower)."""
     from ..inspection import activations_picture
 
     picture = activations_picture(spec, weights, image, output, layer=layer, params=parse_overrides(overrides),
-                                  invert=invert)
+                                  invert=invert, fit=fit)
     click.echo(f"wrote {picture.path}")
 
 
@@ -73,11 +74,12 @@ def inspect_top_patches(spec, weights, data, layer, units, channels, k, limit, o
 @click.argument("image", default="sample")
 @click.option("--signed", is_flag=True, help="Red positive, blue negative (default: |response|, white edges).")
 @click.option("--output", "-o", type=click.Path(dir_okay=False), required=True, help="Output .png file.")
+@fit_option("crop")
 @set_option
 @user_errors
-def apply_command(spec, image, signed, output, overrides):
+def apply_command(spec, image, signed, output, fit, overrides):
     """Run a spec of fixed kernels (specs/filters/) on IMAGE (default: a bundled sample photo)."""
     from ..inspection import apply_filters
 
-    result = apply_filters(spec, image, output, params=parse_overrides(overrides), signed=signed)
+    result = apply_filters(spec, image, output, params=parse_overrides(overrides), signed=signed, fit=fit)
     click.echo(f"wrote {result.picture.path}")

@@ -5,10 +5,11 @@ import sys
 
 import click
 
+from ..data import sources as data_sources
 from ..errors import UsageError
 from ..expand import parse_overrides
 from ..weights import resolve_weights
-from .common import console, report, set_option, user_errors
+from .common import console, fit_option, report, set_option, user_errors
 
 
 class BatchSize(click.ParamType):
@@ -61,7 +62,7 @@ def _launch(devices: int, nodes: int, node_rank: int, master: str | None, max_re
 
 @click.command()
 @click.argument("spec", required=False)
-@click.option("--data", help="digits (default), a .csv of path,label, a class folder, mnist:DIR, synthetic[:N[:K]].")
+@click.option("--data", help=data_sources.help_text())
 @click.option("--val-data", help="A separate validation set (else split off --data).")
 @click.option("--test-data", help="A separate test set (else split off --data).")
 @click.option("--epochs", type=click.IntRange(1), help="Epochs to train (with --resume: the new total).")
@@ -162,12 +163,14 @@ def evaluate(spec, weights, data, split, device, as_json, overrides):
 @click.option("--weights", type=click.Path(exists=True), required=True,
               help="safetensors weights, or a run folder (its best.safetensors).")
 @click.option("--top", type=click.IntRange(1), default=5, show_default=True, help="Classes to show per image.")
+@fit_option()
 @set_option
 @user_errors
-def predict(spec, images, weights, top, overrides):
+def predict(spec, images, weights, top, fit, overrides):
     """The most likely classes of IMAGES under trained weights."""
     from ..train import session
 
-    for result in session.predict(spec, str(resolve_weights(weights)), list(images), top, parse_overrides(overrides)):
+    for result in session.predict(spec, str(resolve_weights(weights)), list(images), top, parse_overrides(overrides),
+                                  fit=fit):
         best = ", ".join(f"{c['class']} {100 * c['probability']:.1f}%" for c in result["top"])
         click.echo(f"{result['image']}: {best}")

@@ -546,15 +546,18 @@ def _branch_row(row: _Row, ps: Placed, pt: Placed, bottom: float, dx: float, dy:
         q.cx = q.x + q.d + q.t / 2
         placed.append(q)
     line_y = centre + min(q.d for q in placed) / 2
-    wire = [(ps.cx, ps.arc_y), (ps.cx, line_y), (placed[0].x, line_y)]
+    # leave a map a little right of its middle and join a merge a little left of it, so the rows
+    # of one module do not run into those of the next
+    out_x, in_x = ps.cx + 3, pt.cx - 3
+    wire = [(out_x, ps.arc_y), (out_x, line_y), (placed[0].x, line_y)]
     items.append(Line(tuple((x + dx, y + dy) for x, y in wire), stroke=colour, width=1.2))
     for q, nxt in zip(placed, placed[1:]):
         items.append(Line(((q.x + q.t + dx, line_y + dy), (nxt.x + dx, line_y + dy)), stroke=colour, width=1.2))
     last = placed[-1]
     end = pt.arc_y - 1
-    wire = [(last.x + last.t, line_y), (pt.cx, line_y), (pt.cx, end - 6)]
+    wire = [(last.x + last.t, line_y), (in_x, line_y), (in_x, end - 6)]
     items.append(Line(tuple((x + dx, y + dy) for x, y in wire), stroke=colour, width=1.2))
-    items.append(Polygon(((pt.cx + dx, end + dy), (pt.cx - 3.5 + dx, end - 7 + dy), (pt.cx + 3.5 + dx, end - 7 + dy)),
+    items.append(Polygon(((in_x + dx, end + dy), (in_x - 3.5 + dx, end - 7 + dy), (in_x + 3.5 + dx, end - 7 + dy)),
                          fill=colour))
     for q in placed:
         items.append(Group(tuple(_shift(_unit_items(q), dx, dy)), cls="branch-box",
@@ -628,7 +631,7 @@ def _legend(families, arcs, units, x0, y, width):
         entries.append(("path", darker(family_colour(next(a for a in arcs if a.via).via[0].family), 0.15),
                         "branch: its boxes in a row above"))
     glyphs = {u.family for u in units.values() if u.kind == "box"} & {"pool", "merge"}
-    for fam, label in (("pool", "pooling"), ("merge", "concatenation")):
+    for fam, label in (("pool", "pooling (its mark)"), ("merge", "concatenation (its mark)")):
         if fam in glyphs:
             entries.append(("glyph", fam, label))
     if any(u.kind == "add" for u in units.values()):

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import UsageError
-from .data import LabelledImages
+from ..data.labelled import LabelledImages
 
 
 @dataclass(frozen=True)

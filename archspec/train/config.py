@@ -13,6 +13,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..data import sources as data_sources
 from ..errors import Location, Problem, UsageError
 
 OPTIMIZERS = ("sgd", "rmsprop", "adam", "adamw")
@@ -47,8 +48,7 @@ class Unfreeze:
 @dataclass
 class TrainConfig:
     # --- data
-    data: str | None = None  # digits (default, bundled with scikit-learn), a .csv of path,label, a class
-    #                          folder, mnist:DIR (idx files) or synthetic[:N[:K]]
+    data: str | None = None  # a source of archspec.data.sources.SOURCES; None is the digits
     val_data: str | None = None  # separate validation set; else split off `data`
     test_data: str | None = None  # separate test set; else split off `data`
     split: list[float] = field(default_factory=lambda: [0.7, 0.15, 0.15])  # learn/valid/test
@@ -102,7 +102,7 @@ def train_schema() -> dict:
     """JSON Schema of the ``train:`` section and of a training YAML file."""
     patterns = {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}
     props: dict[str, Any] = {
-        "data": {"type": "string", "description": "digits, a .csv, a class folder, mnist:DIR or synthetic[:N[:K]]"},
+        "data": {"type": "string", "description": data_sources.syntax_list()},
         "val_data": {"type": "string"},
         "test_data": {"type": "string"},
         "split": {"type": "array", "minItems": 3, "maxItems": 3, "items": _number(0),

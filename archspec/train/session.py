@@ -23,7 +23,7 @@ from . import distributed
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig, check_options, resolve, to_dict, worker_count
 from .options_file import read_options_file
-from .data import Splits, channel_stats, load_splits, open_data
+from ..data.loading import Splits, channel_stats, load_splits, open_data
 from .runs import Run, folder_of_launch, fresh_folder
 from .trainer import Hardware, Interrupted, NonFiniteLoss, Progress, Trainer, pick_hardware, set_trainable
 
@@ -363,9 +363,9 @@ def evaluate(source, weights: str, data: str | None = None, split: str | None = 
 
 
 def predict(source, weights: str, images: list[str], top: int = 5, params: dict[str, Any] | None = None,
-            device: str = "auto") -> list[dict[str, Any]]:
-    """Top-``top`` classes with probabilities for each image file."""
-    from .data import load_image
+            device: str = "auto", fit: str = "stretch") -> list[dict[str, Any]]:
+    """Top-``top`` classes with probabilities for each image file, fitted as ``fit`` says (archspec.images)."""
+    from ..images import load_image
 
     graph, model = _model_for(source, params, weights)
     info = read_info(weights)
@@ -375,7 +375,7 @@ def predict(source, weights: str, images: list[str], top: int = 5, params: dict[
     classes = classes or [str(i) for i in range(out[0])]
     mean = torch.tensor(mean or [0.0] * shape[0]).view(1, -1, 1, 1)
     std = torch.tensor(std or [1.0] * shape[0]).view(1, -1, 1, 1)
-    batch = torch.stack([load_image(path, shape) for path in images])  # (N, C, H, W) in [0, 1]
+    batch = torch.stack([load_image(path, shape, fit) for path in images])  # (N, C, H, W) in [0, 1]
     with torch.no_grad():
         outputs = model((batch - mean) / std).float()
     already_probabilities = graph.nodes and graph.nodes[-1].type == "softmax"

@@ -23,7 +23,7 @@ from torch import nn
 from ..errors import ArchspecError, UsageError
 from .augment import Augment, AugmentedView, augment_batch
 from .config import TrainConfig, worker_count
-from .data import LabelledImages, collate
+from ..data.labelled import LabelledImages, collate
 from . import distributed
 
 

@@ -11,7 +11,9 @@ import torch
 from PIL import Image
 
 from archspec.errors import ArchspecError, LimitError, Location, SpecError, UsageError
-from archspec.train import data as D
+from archspec import data as D
+from archspec import images
+from archspec.data import csvlist, labelled
 
 
 def png(path, mode="L", size=(6, 5), colour=255):
@@ -88,8 +90,8 @@ def test_bad_arguments(tmp_path):
 
 
 def test_memory_limit(monkeypatch):
-    monkeypatch.setattr(D, "MAX_MEMORY_BYTES", 1000)
-    with pytest.raises(LimitError, match="GiB"):
+    monkeypatch.setattr(labelled, "MAX_MEMORY_BYTES", 1000)
+    with pytest.raises(LimitError, match=r"needs 25.0 KiB in memory, more than 1,000 bytes"):
         D.open_data("synthetic:100", (1, 8, 8))
 
 
@@ -142,18 +144,18 @@ def test_sixteen_bit_and_truncated_images(tmp_path):
 
 def test_load_image(tmp_path, monkeypatch):
     path = png(tmp_path / "g.png", "RGB", (9, 4), (0, 255, 0))
-    image = D.load_image(path, (3, 2, 3))
+    image = images.load_image(path, (3, 2, 3))
     assert image.shape == (3, 2, 3) and image[:, 0, 0].tolist() == [0.0, 1.0, 0.0]
-    assert torch.allclose(D.load_image(str(path), (1, 2, 2)), torch.full((1, 2, 2), 150 / 255))
-    with pytest.raises(D.ImageError, match="not found") as info:
-        D.load_image(tmp_path / "none.png", (1, 2, 2))
+    assert torch.allclose(images.load_image(str(path), (1, 2, 2)), torch.full((1, 2, 2), 150 / 255))
+    with pytest.raises(D.ImageError, match="no such file") as info:
+        images.load_image(tmp_path / "none.png", (1, 2, 2))
     assert info.value.problem.location == Location(str(tmp_path / "none.png"))
     (tmp_path / "bad.jpg").write_bytes(b"nope")
     with pytest.raises(D.ImageError, match="cannot read image"):
-        D.load_image(tmp_path / "bad.jpg", (1, 2, 2))
-    monkeypatch.setattr(D, "MAX_IMAGE_PIXELS", 10)
+        images.load_image(tmp_path / "bad.jpg", (1, 2, 2))
+    monkeypatch.setattr(images, "MAX_IMAGE_PIXELS", 10)
     with pytest.raises(D.ImageLimitError, match="36 pixels"):
-        D.load_image(path, (1, 2, 2))
+        images.load_image(path, (1, 2, 2))
 
 
 def test_csv_integer_labels(tmp_path):
@@ -188,7 +190,7 @@ def test_csv_problems_are_capped(tmp_path):
     with pytest.raises(SpecError) as info:
         D.open_data(str(csv), (1, 2, 2))
     problems = info.value.problems
-    assert len(problems) == D.MAX_LISTED_PROBLEMS + 1
+    assert len(problems) == csvlist.MAX_LISTED_PROBLEMS + 1
     assert problems[-1].message == "… and 10 more problems"
     assert problems[0].location.line == 1 and problems[19].location.line == 20
 
@@ -276,7 +278,7 @@ def test_oversized_image_refused(tmp_path, monkeypatch, policy):
     png(tmp_path / "huge.png", size=(20, 20))
     csv = tmp_path / "list.csv"
     csv.write_text("small.png,a\nhuge.png,b\n")
-    monkeypatch.setattr(D, "MAX_IMAGE_PIXELS", 100)
+    monkeypatch.setattr(images, "MAX_IMAGE_PIXELS", 100)
     data = D.open_data(str(csv), (1, 2, 2), bad_images=policy)
     assert data[0][0] is not None
     with pytest.raises(LimitError, match="huge.png.*400 pixels") as info:
