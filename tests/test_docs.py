@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -116,7 +117,9 @@ def make_placeholders(folder: Path) -> None:
     (folder / "lib").symlink_to(ROOT / "specs" / "lib", target_is_directory=True)  # a spec's imports: [lib/...]
     write_mnist(folder / "mnist", train=300, test=60)  # ~/mnist: HOME is the scratch folder
     my_net = (ROOT / "specs" / "lenet_digits.yaml").read_text(encoding="utf-8")
-    (folder / "my_net.yaml").write_text(my_net.replace("name: lenet_digits", "name: my_net"), encoding="utf-8")
+    my_net = my_net.replace("name: lenet_digits", "name: my_net").replace("classes: 10", "classes: 2")
+    (folder / "my_net.yaml").write_text(my_net, encoding="utf-8")  # for photos.csv: cat, dog
+    shutil.copy(ROOT / "tests" / "fixtures" / "keras" / "mnist_cnn.keras", folder / "mnist.keras")
     rng = np.random.default_rng(0)
     for name in ("digit.png", "cat.png", "dog.png", "image.png", "my_photo.jpg"):
         Image.fromarray(rng.integers(0, 256, (48, 40, 3), dtype=np.uint8)).save(folder / name)
