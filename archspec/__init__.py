@@ -1,7 +1,7 @@
 """archspec: convolutional networks described in YAML, validated, measured, drawn and compiled.
 
 The analysis (``load``, ``validate``, ``expand``, ``summarize``) is pure Python and never
-imports torch.
+imports torch; ``build`` and ``train`` import it when they are called.
 """
 from .api import build, check, expand, import_model, summarize, validate
 from .errors import ArchspecError, LimitError, Location, Problem, SpecError, UsageError
@@ -10,6 +10,7 @@ from .infer import infer
 from .spec import Spec, load, loads
 from .summary import Summary
 from .weights import load_weights, save_weights  # torch is imported only when they are called
+from . import train  # callable: archspec.train(spec, data=..., epochs=...); imports torch only when called
 
 __version__ = "0.1.0"
 
@@ -24,6 +25,7 @@ def __getattr__(name: str):
 
 __all__ = [
     "ArchspecError", "Graph", "LimitError", "Location", "Node", "Problem", "Spec", "SpecError", "Summary",
-    "UsageError", "build", "check", "expand", "import_model", "infer", "load", "load_weights", "loads", "save_weights",
+    "UsageError", "build", "check", "expand", "import_model", "infer", "load", "load_weights", "loads",
+    "save_weights", "train",
     "summarize", "validate", "__version__",
 ]

@@ -21,6 +21,7 @@ COMMANDS = {
     "view": "archspec.commands.viewing:view",
     "compile": "archspec.commands.modelling:compile_command",
     "export": "archspec.commands.modelling:export",
+    "weights": "archspec.commands.weights:weights_group",
     "import": "archspec.commands.importing:import_command",
     "train": "archspec.commands.training:train",
     "evaluate": "archspec.commands.training:evaluate",

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from .graph import INPUT, Graph
-from .layers import lookup
+from .layers import lookup_known
 from .layers.base import Call
 
 
@@ -29,6 +29,7 @@ def compile_graph(graph: Graph, seed: int | None = None):
 
 def _compile(graph: Graph):
     import torch.fx as fx
+    from torch import nn
 
     from . import init
 
@@ -36,7 +37,7 @@ def _compile(graph: Graph):
     values: dict[str, Any] = {INPUT: fx_graph.placeholder("x")}
     modules: dict[str, Any] = {}
     for node in graph.nodes:
-        layer = lookup(node.type)
+        layer = lookup_known(node.type)
         in_shapes = [graph.shape_of(i) for i in node.inputs]
         made = layer.torch(node.args, in_shapes, node.shape)
         args = tuple(values[i] for i in node.inputs)
@@ -45,6 +46,9 @@ def _compile(graph: Graph):
             values[node.path] = args[0]
         elif isinstance(made, Call):
             call_args = (list(args),) if made.list_input else args
+            if made.weight is not None:  # a parameter at the node's own path (layer scale)
+                modules[node.path] = nn.Parameter(made.weight, requires_grad=node.trainable)
+                call_args = (fx_graph.get_attr(node.path), *call_args)
             values[node.path] = fx_graph.create_node("call_function", made.function, call_args, dict(made.kwargs),
                                                      name=name)
         else:
@@ -61,7 +65,7 @@ def _compile(graph: Graph):
 
 
 def _module_tree(modules: dict[str, Any]):
-    """A root module holding every module at its dotted path, in execution order.
+    """A root module holding every module (or parameter) at its dotted path, in execution order.
 
     (A plain dict root would make GraphModule order state_dict keys by depth instead.)
     """
@@ -75,7 +79,10 @@ def _module_tree(modules: dict[str, Any]):
             if not hasattr(parent, part):
                 parent.add_module(part, nn.Module())
             parent = getattr(parent, part)
-        parent.add_module(leaf, module)
+        if isinstance(module, nn.Parameter):
+            parent.register_parameter(leaf, module)
+        else:
+            parent.add_module(leaf, module)
     return root
 
 

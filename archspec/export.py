@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from .errors import ArchspecError, UsageError
 from .files import atomic_write
@@ -21,7 +22,7 @@ def export_onnx(module, input_shape, path: str | os.PathLike, batch: int = 1, ch
     example = torch.randn(batch, *input_shape)
 
     def write(tmp: str) -> None:
-        kwargs = dict(input_names=["x"], output_names=["y"], opset_version=opset)
+        kwargs: dict[str, Any] = dict(input_names=["x"], output_names=["y"], opset_version=opset)
         try:  # the TorchScript exporter keeps the batch axis dynamic and needs only onnx
             torch.onnx.export(module, (example,), tmp, dynamo=False,
                               dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}}, **kwargs)

@@ -11,7 +11,7 @@ import ast
 import math
 import operator
 import re
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 MAX_EXPRESSION_CHARS = 500
 MAX_MAGNITUDE = 1 << 62  # results beyond this are refused, so no expression can exhaust memory
@@ -19,7 +19,7 @@ MAX_MAGNITUDE = 1 << 62  # results beyond this are refused, so no expression can
 _WRAPPED = re.compile(r"^\$\{(.*)\}$", re.S)
 _DOLLAR_NAME = re.compile(r"\$(?=[A-Za-z_])")
 
-_BINARY = {
+_BINARY: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
     ast.Add: operator.add,
     ast.Sub: operator.sub,
     ast.Mult: operator.mul,
@@ -28,8 +28,12 @@ _BINARY = {
     ast.Mod: operator.mod,
     ast.Pow: operator.pow,
 }
-_UNARY = {ast.UAdd: operator.pos, ast.USub: operator.neg, ast.Not: operator.not_}
-_COMPARE = {
+_UNARY: dict[type[ast.unaryop], Callable[[Any], Any]] = {
+    ast.UAdd: operator.pos,
+    ast.USub: operator.neg,
+    ast.Not: operator.not_,
+}
+_COMPARE: dict[type[ast.cmpop], Callable[[Any, Any], Any]] = {
     ast.Eq: operator.eq,
     ast.NotEq: operator.ne,
     ast.Lt: operator.lt,
@@ -37,7 +41,7 @@ _COMPARE = {
     ast.Gt: operator.gt,
     ast.GtE: operator.ge,
 }
-FUNCTIONS = {
+FUNCTIONS: dict[str, Callable[..., Any]] = {
     "min": min,
     "max": max,
     "abs": abs,

@@ -9,7 +9,7 @@ import math
 from dataclasses import dataclass
 
 from .graph import INPUT, Graph, Node
-from .layers import Field, ParamCount, Saved, lookup
+from .layers import Field, ParamCount, Saved, lookup_known
 
 DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8}
 
@@ -45,7 +45,7 @@ def infer(graph: Graph) -> Analysis:
     fields: dict[str, Field] = {INPUT: Field()}
     figures = []
     for node in graph.nodes:
-        layer = lookup(node.type)
+        layer = lookup_known(node.type)
         in_shapes = [graph.shape_of(i) for i in node.inputs]
         field = layer.receptive_field(node.args, [fields[i] for i in node.inputs], in_shapes, node.shape)
         fields[node.path] = field
@@ -64,7 +64,7 @@ def storage_of(graph: Graph) -> dict[str, str]:
     """Which tensor's memory each node's output lives in (views share their input's)."""
     owner = {INPUT: INPUT}
     for node in graph.nodes:
-        owner[node.path] = owner[node.inputs[0]] if lookup(node.type).view else node.path
+        owner[node.path] = owner[node.inputs[0]] if lookup_known(node.type).view else node.path
     return owner
 
 
@@ -89,7 +89,7 @@ def saved_bytes(analysis: Analysis, batch: int, itemsize: int) -> int:
         needs_grad[f.path] = trains or any(needs_grad[i] for i in f.node.inputs)
         if not needs_grad[f.path]:
             continue
-        for i, s in enumerate(f.saved):
+        for s in f.saved:
             if s.only_if_trained and not trains:
                 continue
             if s.what == "own":

@@ -243,12 +243,12 @@ def load_image(source: Any, channels: int, size: tuple[int, int], fit: str = "st
     from . import images
 
     if not isinstance(source, (str, os.PathLike)):
-        array = torch.as_tensor(np.asarray(source), dtype=torch.float32)
-        if array.ndim == 2:
-            array = array[None]
-        if array.ndim != 3 or array.shape[0] != channels:
-            raise UsageError(f"an image array must be (H, W) or ({channels}, H, W), found {tuple(array.shape)}")
-        return array
+        given = torch.as_tensor(np.asarray(source), dtype=torch.float32)
+        if given.ndim == 2:
+            given = given[None]
+        if given.ndim != 3 or given.shape[0] != channels:
+            raise UsageError(f"an image array must be (H, W) or ({channels}, H, W), found {tuple(given.shape)}")
+        return given
     if channels not in (1, 3):
         raise UsageError(f"the spec takes {channels} input channels: an image file gives 1 (grey) or 3 (RGB)")
     shape = (channels, *size)

@@ -13,8 +13,8 @@ from torch import nn
 class PaddedConv2d(nn.Conv2d):
     """A convolution with asymmetric zero padding (TensorFlow 'same' with stride > 1, [t, b, l, r])."""
 
-    def __init__(self, *args, pad: tuple[int, int, int, int], **kwargs):
-        super().__init__(*args, padding=0, **kwargs)
+    def __init__(self, *, pad: tuple[int, int, int, int], **kwargs):
+        super().__init__(padding=0, **kwargs)
         self.pad = pad  # (left, right, top, bottom), F.pad's order
 
     def forward(self, x):
@@ -27,8 +27,8 @@ class PaddedConv2d(nn.Conv2d):
 class PaddedMaxPool2d(nn.MaxPool2d):
     """Max pooling with asymmetric padding; padded positions never win (they are -inf)."""
 
-    def __init__(self, *args, pad: tuple[int, int, int, int], **kwargs):
-        super().__init__(*args, padding=0, **kwargs)
+    def __init__(self, *, pad: tuple[int, int, int, int], **kwargs):
+        super().__init__(padding=0, **kwargs)
         self.pad = pad
 
     def forward(self, x):
@@ -96,3 +96,43 @@ def add(*tensors):
     for t in tensors[1:]:
         total = total + t
     return total
+
+
+class LayerNorm2d(nn.LayerNorm):
+    """Layer norm over the channels of (N, C, H, W): channels-last, normalise, back (ConvNeXt).
+
+    A subclass of nn.LayerNorm, so its state_dict keys are weight and bias as torchvision's LayerNorm2d.
+    """
+
+    def forward(self, x):
+        x = x.permute(0, 2, 3, 1)
+        x = F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        return x.permute(0, 3, 1, 2)
+
+
+class DropPath(nn.Module):
+    """Stochastic depth (Huang et al., 2016): while training, zero whole samples ("row") or the whole
+    batch ("batch") with probability p and scale the rest by 1/(1-p); the identity in eval mode
+    (torchvision.ops.StochasticDepth)."""
+
+    def __init__(self, p: float, mode: str = "row"):
+        super().__init__()
+        self.p, self.mode = p, mode
+
+    def forward(self, x):
+        if not self.training or self.p == 0.0:
+            return x
+        survival = 1.0 - self.p
+        shape = [x.shape[0]] + [1] * (x.dim() - 1) if self.mode == "row" else [1] * x.dim()
+        noise = torch.empty(shape, dtype=x.dtype, device=x.device).bernoulli_(survival)
+        if survival > 0.0:
+            noise.div_(survival)
+        return x * noise
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}, mode={self.mode}"
+
+
+def scale(weight, x):
+    """A learned per-channel factor times the input (layer scale); weight broadcasts over H and W."""
+    return weight * x

@@ -60,7 +60,7 @@ def schema_text(schema: dict) -> str:
     words = {"integer": "integer", "number": "number", "boolean": "`true` or `false`",
              "string": "string", "object": "mapping", "null": "null"}
     if isinstance(kind, list):
-        return " or ".join(words.get(k, k) for k in kind)
+        return " or ".join(words.get(k, str(k)) for k in kind)
     text = words.get(kind, "any value") if kind else "any value"
     lo, hi = schema.get("minimum"), schema.get("maximum")
     if lo is not None and hi is not None:
@@ -142,28 +142,31 @@ def inputs_text(layer: LayerType) -> str:
 
 
 def example(layer: LayerType) -> dict | None:
-    """The layer applied to an example input: arguments, shapes, figures and saved tensors."""
+    """The layer applied to an example input: arguments, shapes, figures and saved tensors.
+
+    The input is of the first example rank the layer accepts with its example arguments.
+    """
     ranks = accepted_ranks(layer)
-    if not ranks:
-        return None
-    rank = next(r for r in EXAMPLE_RANKS if r in ranks)
-    inputs = [EXAMPLE_SHAPES[rank]] * max(layer.min_inputs, 1)
-    raw = {k: _example_value(a.kind) for k, a in layer.args.items() if a.required}
+    raw = {k: layer.example_args[k] if k in layer.example_args else _example_value(a.kind)
+           for k, a in layer.args.items() if a.required}
     args, problems = layer.coerce_args(raw)
     if problems:
         return None
-    try:
-        out = layer.output_shape(args, inputs)
-    except (ShapeError, ArgError):
-        return None
-    return {
-        "raw": raw,
-        "inputs": inputs,
-        "output": out,
-        "params": layer.param_count(args, inputs, out),
-        "macs": layer.macs(args, inputs, out),
-        "saved": layer.saved(args, inputs, out),
-    }
+    for rank in (r for r in EXAMPLE_RANKS if r in ranks):
+        inputs = [EXAMPLE_SHAPES[rank]] * max(layer.min_inputs, 1)
+        try:
+            out = layer.output_shape(args, inputs)
+        except (ShapeError, ArgError):
+            continue
+        return {
+            "raw": raw,
+            "inputs": inputs,
+            "output": out,
+            "params": layer.param_count(args, inputs, out),
+            "macs": layer.macs(args, inputs, out),
+            "saved": layer.saved(args, inputs, out),
+        }
+    return None
 
 
 def _saved_item(s: Saved, layer: LayerType, inputs, out) -> str:

@@ -14,7 +14,7 @@ from rich.console import Group
 from rich.table import Table
 
 from .graph import INPUT
-from .layers import lookup
+from .layers import lookup_known
 
 if TYPE_CHECKING:  # annotations only: summary.py delegates its rendering here
     from .summary import Summary
@@ -101,22 +101,89 @@ def totals_lines(s: Summary) -> list[tuple[str, str]]:
     ]
 
 
-def summary_table(s: Summary):
-    """A rich renderable: the per-layer table and the totals."""
+NUMERIC = ("Params", "Activations", "MACs", "RF")
+SHORT_HEADERS = {"Output shape": "Output", "Activations": "Acts"}  # for narrow consoles
+PADDING = 2  # a column's cell padding in the table (one space each side)
+FOLDED_MIN = {"Layer": 12, "Type": 12}
+
+
+def _table(s: Summary, headers: dict[str, str], rows: list[list[str]], fold: bool):
+    """The per-layer table; numbers and headers get their full width, text columns give way."""
     title = f"{s.name}  input {shape_text(s.input)}  batch {s.batch}  {s.dtype}"
     table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left", pad_edge=False)
-    for name in COLUMNS:
-        table.add_column(name, justify="right" if name in ("Params", "Activations", "MACs", "RF") else "left",
-                         no_wrap=name in ("Layer", "Output shape"))
-    table.add_row(*_input_cells(s))
-    for row in s.rows:
-        table.add_row(*_cells(row))
-    totals = Table.grid(padding=(0, 2))
-    totals.add_column(style="bold")
-    totals.add_column()
-    for label, value in totals_lines(s):
-        totals.add_row(label, value)
-    return Group(table, totals)
+    for i, name in enumerate(COLUMNS):
+        header = headers.get(name, name)
+        if name in NUMERIC or name == "Output shape":  # never shortened: exactly as wide as its widest cell
+            widest = max([len(header)] + [len(r[i]) for r in rows])
+            table.add_column(header, justify="right" if name in NUMERIC else "left", width=widest, no_wrap=True)
+        else:  # Layer and Type wrap at spaces, or fold anywhere when even that is too wide; never an ellipsis
+            table.add_column(header, no_wrap=name == "Layer" and not fold, overflow="fold",
+                             min_width=FOLDED_MIN[name] if fold else len(header))
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+def _needed_width(headers: dict[str, str], rows: list[list[str]], fold: bool) -> int:
+    """The narrowest this layout can be drawn without cutting a number or a header."""
+    total = 0
+    for i, name in enumerate(COLUMNS):
+        header = headers.get(name, name)
+        cells = [r[i] for r in rows]
+        if name in NUMERIC or name == "Output shape" or (name == "Layer" and not fold):
+            widest = max(len(c) for c in cells)
+        elif fold:  # folded text still needs a readable line: below this, one block per layer reads better
+            widest = FOLDED_MIN[name]
+        else:  # wraps at spaces: its longest word
+            widest = max(len(word) for c in cells for word in c.split())
+        total += max(widest, len(header))
+    # each column's padding (none at the outer edges, pad_edge=False), the box's dividers and two edges
+    return total + PADDING * len(COLUMNS) - PADDING + (len(COLUMNS) - 1) + 2
+
+
+def _stacked(s: Summary, rows: list[list[str]]):
+    """For very narrow consoles: one block per layer, every figure labelled, wrapped at spaces."""
+    from rich.padding import Padding
+    from rich.text import Text
+
+    parts: list = [Text(f"{s.name}  input {shape_text(s.input)}  batch {s.batch}  {s.dtype}", style="italic")]
+    for layer, kind, shape, params, activations, macs, rf in rows:
+        parts.append(Text(f"{layer}  {kind}", style="bold", overflow="fold"))
+        parts.append(Padding(Text(f"{shape}  params {params}  acts {activations}  MACs {macs}  RF {rf}",
+                                  overflow="fold"), (0, 0, 0, 2)))
+    return Group(*parts)
+
+
+class SummaryTable:
+    """The per-layer table and the totals, laid out for the console's width.
+
+    Numbers and headers are never cut: a narrow console first gets shorter headers ("Acts" for
+    "Activations"), then layer paths and types folded over several lines, and below that one
+    labelled block per layer. rich's own shrinking would end cells in "…" instead.
+    """
+
+    def __init__(self, s: Summary):
+        self.summary = s
+        self.rows = [_input_cells(s)] + [_cells(row) for row in s.rows]
+
+    def _layer_table(self, width: int):
+        for headers, fold in (({}, False), (SHORT_HEADERS, False), (SHORT_HEADERS, True)):
+            if _needed_width(headers, self.rows, fold) <= width:
+                return _table(self.summary, headers, self.rows, fold)
+        return _stacked(self.summary, self.rows)
+
+    def __rich_console__(self, console, options):
+        totals = Table.grid(padding=(0, 2))
+        totals.add_column(style="bold", overflow="fold")
+        totals.add_column(overflow="fold")
+        for label, value in totals_lines(self.summary):
+            totals.add_row(label, value)
+        yield Group(self._layer_table(options.max_width), totals)
+
+
+def summary_table(s: Summary):
+    """A rich renderable: the per-layer table and the totals, fitted to the console's width."""
+    return SummaryTable(s)
 
 
 def _numel(shape) -> int:
@@ -163,26 +230,14 @@ def _slide_shape(shape) -> str:
     return "1x1x" + "x".join(str(d) for d in shape)
 
 
-def _slide_label(node) -> str:
-    a = node.args
-    if node.type == "conv2d":
-        k = a["kernel"]
-        return f"CONV{k[0] if k[0] == k[1] else f'{k[0]}x{k[1]}'}-{a['out']}"
-    if lookup(node.type).family == "pool" and "kernel" in a:
-        k = a["kernel"]
-        return f"POOL{k[0] if k[0] == k[1] else f'{k[0]}x{k[1]}'}"
-    if node.type == "linear":
-        return "FC"
-    return node.type.upper()
-
-
 def _product(dims) -> str:
     return "*".join(str(d) for d in dims)
 
 
 def explain_lines(s: Summary) -> list[str]:
-    """One line per layer with the arithmetic behind each figure, as the VGGNet table of the CS231n course notes (Stanford).
+    """One line per layer with the arithmetic behind each figure.
 
+    As the VGGNet table of the CS231n course notes (Stanford):
     ``CONV3-64: [224x224x64] memory: 224*224*64=3.2M weights: (3*3*3)*64 = 1,728 bias: 64``
     Memory is per sample, as on the slide; MACs are added where a layer has any.
     """
@@ -192,10 +247,11 @@ def explain_lines(s: Summary) -> list[str]:
     lines = [f"INPUT: [{_slide_shape(s.input)}] memory: {_product(hwc)}={short(_numel(s.input))} weights: 0"]
     for f in s.analysis.figures:
         node = f.node
+        layer = lookup_known(node.type)
         shape = node.shape
         dims = (shape[1], shape[2], shape[0]) if len(shape) == 3 else shape
         memory = f"{_product(dims)}={short(_numel(shape))}" if len(dims) > 1 else f"{shape[0]}"
-        if lookup(node.type).view:
+        if layer.view:
             memory += " (a view: no new memory)"
         p = f.params
         if p.weights:
@@ -207,13 +263,14 @@ def explain_lines(s: Summary) -> list[str]:
                     if len(flat_in) == 3:  # as the slide: 7*7*512*4096
                         formula = f"{flat_in[1]}*{flat_in[2]}*{flat_in[0]}*{node.args['out']}"
             weights = f"weights: {formula} = {count(p.weights)}"
-            if node.type.startswith("batchnorm"):
-                weights = f"weights: gamma {count(p.weights)}"
+            scale, shift = layer.affine_words
+            if scale != "weights":  # batch norm's pair: weights: gamma 64  bias: beta 64
+                weights = f"weights: {scale} {count(p.weights)}"
             if p.biases:
-                weights += f"  bias: {'beta ' if node.type.startswith('batchnorm') else ''}{count(p.biases)}"
+                weights += f"  bias: {shift + ' ' if shift != 'bias' else ''}{count(p.biases)}"
         else:
             weights = "weights: 0"
-        line = f"{node.path}  {_slide_label(node)}: [{_slide_shape(shape)}] memory: {memory} {weights}"
+        line = f"{node.path}  {layer.slide_label(node.args)}: [{_slide_shape(shape)}] memory: {memory} {weights}"
         if f.macs:
             line += f"  MACs: {_product(dims)}*{f.macs // _numel(shape)} = {count(f.macs)}"
         lines.append(line)

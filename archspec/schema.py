@@ -10,8 +10,9 @@ import json
 from typing import Any
 
 from .errors import Problem
-from .expand import (INPUT_MESSAGE, ITEM_MESSAGE, ITEM_OPTIONS, NAME_MESSAGE, NAME_RE, PARAM_TYPES, STRUCTURES,
-                     args_not_mapping)
+from .vocabulary import (DEFAULT_MERGE, INPUT_MESSAGE, ITEM_MESSAGE, ITEM_NAME_MESSAGE, ITEM_NAME_RE,
+                         ITEM_OPTIONS, NAME_MESSAGE, NAME_RE, NO_SHORTCUT, PARAM_TYPES, SHORTCUT_MESSAGE, STRUCTURES,
+                         args_not_mapping, merges)
 from .layers import ALIASES, REGISTRY, did_you_mean, lookup
 from .layers.base import EXPRESSION_SCHEMA, ArgError
 from .init import schema as init_schema
@@ -38,9 +39,15 @@ def build_schema() -> dict:
     layer_props = {name: {"$ref": f"#/$defs/layer.{name}"} for name in sorted(REGISTRY)}
     layer_props.update({alias: {"$ref": f"#/$defs/layer.{target}"} for alias, target in sorted(ALIASES.items())})
     item_props = {
-        "name": {"type": "string", "pattern": NAME_RE.pattern, "description": "this item's name in paths"},
-        "from": {"description": "input(s): earlier names, or 'input'",
-                 "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}]},
+        "name": {"description": "this item's name in paths: an identifier, or a number as torchvision's "
+                                "features.0 (a $ expression may compute it)",
+                 "anyOf": [{"type": "string", "pattern": ITEM_NAME_RE.pattern}, {"type": "integer", "minimum": 0},
+                           EXPRESSION_SCHEMA]},
+        "from": {"description": "input(s): earlier names, 'input', or a part of a chunk (name.0)",
+                 "anyOf": [{"type": ["string", "integer"]},
+                           {"type": "array", "items": {"type": ["string", "integer"]}, "minItems": 1}]},
+        "if": {"description": "false (or an expression giving false) removes the item, as if not written",
+               "anyOf": [{"type": "boolean"}, EXPRESSION_SCHEMA]},
         "trainable": {"type": "boolean", "description": "false freezes every parameter inside"},
         "init": init_schema(),
         "doc": {"type": "string"},
@@ -50,10 +57,12 @@ def build_schema() -> dict:
         "index": {"type": "string", "pattern": NAME_RE.pattern, "default": "i"},
         "parallel": {"type": "array", "minItems": 2, "items": {"$ref": "#/$defs/branch"},
                      "description": "branches reading the same input, merged"},
-        "merge": {"enum": ["concat", "add"], "default": "concat"},
+        "merge": {"enum": merges(), "default": DEFAULT_MERGE,
+                  "description": "how the branches' outputs combine: a layer type of the merge family"},
         "residual": {"$ref": "#/$defs/body", "description": "main path; its output is added to the input"},
-        "shortcut": {"$ref": "#/$defs/body",
-                     "description": "projection used only where the main path changes the shape"},
+        "shortcut": {"anyOf": [{"$ref": "#/$defs/body"}, {"const": NO_SHORTCUT}],
+                     "description": "projection used only where the main path changes the shape; "
+                                    f"{NO_SHORTCUT}: no connection there (the identity where the shape is kept)"},
         **layer_props,
     }
     assert set(ITEM_OPTIONS) | set(STRUCTURES) | {k for v in STRUCTURES.values() for k in v} <= set(item_props)
@@ -92,7 +101,8 @@ def build_schema() -> dict:
             "branch": {"anyOf": [
                 {"type": "array", "items": {"$ref": "#/$defs/item"}},
                 {"type": "object", "required": ["body"], "additionalProperties": False,
-                 "properties": {"name": {"type": "string", "pattern": NAME_RE.pattern},
+                 "properties": {"name": {"anyOf": [{"type": "string", "pattern": ITEM_NAME_RE.pattern},
+                                                   {"type": "integer", "minimum": 0}]},
                                 "body": {"type": "array", "items": {"$ref": "#/$defs/item"}}}},
                 {"$ref": "#/$defs/item_object"},
             ]},
@@ -229,6 +239,11 @@ def _problem(document: Document, error) -> Problem:
     path = tuple(error.absolute_path)
     where = document.locate(path)
     v = error.validator
+    # an item's name and a residual's shortcut: the expansion pass's wording, whichever branch refused
+    if len(path) > 1 and path[-1] == "name" and isinstance(path[-2], int) and not isinstance(error.instance, dict):
+        return Problem(f"name {error.instance!r} {ITEM_NAME_MESSAGE}", where)
+    if path and path[-1] == "shortcut" and not isinstance(error.instance, list):
+        return Problem(f"{SHORTCUT_MESSAGE}, found {_found(error.instance)}", where)
     if v == "additionalProperties":
         allowed = list(error.schema.get("properties", {}))
         extras = [k for k in error.instance if k not in allowed]
@@ -293,7 +308,7 @@ def _problem(document: Document, error) -> Problem:
         sign = ">=" if v == "minimum" else "<="
         return Problem(f"{key}expected {kind} {sign} {error.validator_value}, found {error.instance}", where)
     if v == "pattern" and path and path[-1] == "name":
-        return Problem(f"name {error.instance!r} {NAME_MESSAGE}", where)
+        return Problem(f"name {error.instance!r} {ITEM_NAME_MESSAGE}", where)
     if v in ("pattern", "propertyNames"):
         return Problem(f"{_short(repr(error.instance))} {NAME_MESSAGE}", where)
     return Problem(error.message, where)

@@ -13,6 +13,8 @@ from .errors import ArchspecError, Collector, Location
 from .loader import MAX_IMPORT_DEPTH, Document, PathKey, parse_yaml, read_document
 from . import zoo
 from .layers import lookup
+from .text import did_you_mean
+from .vocabulary import reserved_words
 
 
 @dataclass
@@ -103,6 +105,25 @@ def _link(document: Document) -> Spec:
     return spec
 
 
+def _import_target(here: Path, entry: str) -> Path:
+    """A file relative to the importing one if there is one, else a bundled library by name
+    (``imports: [resnet]`` is the package's specs/lib/resnet.yaml, from any directory)."""
+    local = (here / entry).resolve()
+    if local.is_file():
+        return local
+    bundled = zoo.library(entry)
+    return bundled.resolve() if bundled is not None else local
+
+
+def _library_hint(entry: str) -> str:
+    """For a name alone (not a path): the bundled libraries it could have meant."""
+    if "/" in entry or "\\" in entry:
+        return ""
+    bundled = zoo.libraries()
+    return ", and no bundled library of that name" + (
+        did_you_mean(Path(entry).stem, bundled) or f" (bundled: {', '.join(bundled)})")
+
+
 def _collect_blocks(spec: Spec, document: Document, problems: Collector, stack: tuple[Path, ...]) -> None:
     data = document.data if isinstance(document.data, dict) else {}
     here = document.path.parent if document.path else Path.cwd()
@@ -112,7 +133,7 @@ def _collect_blocks(spec: Spec, document: Document, problems: Collector, stack: 
             where = document.locate(("imports", i))
             if not isinstance(entry, str):
                 continue  # the schema check reports the wrong type
-            target = (here / entry).resolve()
+            target = _import_target(here, entry)
             chain = stack + ((document.path,) if document.path else ())
             if target in chain or target == document.path:
                 cycle = " -> ".join(_display(p) for p in (*chain, target))
@@ -124,7 +145,8 @@ def _collect_blocks(spec: Spec, document: Document, problems: Collector, stack: 
             if any(d.path == target for d in spec.imported):
                 continue  # imported twice through different files: one copy of its blocks
             if not target.is_file():
-                problems.add(f"cannot import '{entry}': no such file ({_display(target)})", where)
+                problems.add(f"cannot import '{entry}': no such file ({_display(target)})" + _library_hint(entry),
+                             where)
                 continue
             try:
                 imported = read_document(target, _display(target))
@@ -136,7 +158,7 @@ def _collect_blocks(spec: Spec, document: Document, problems: Collector, stack: 
     blocks = data.get("blocks") or {}
     if isinstance(blocks, dict):
         for name in blocks:
-            if lookup(name) is not None or name in ("repeat", "parallel", "residual"):
+            if lookup(name) is not None or name in reserved_words():
                 problems.add(f"block '{name}' has the name of a built-in layer type; the layer type "
                              "would always win, so rename the block", document.locate(("blocks", name), key=True))
                 continue

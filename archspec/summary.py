@@ -10,7 +10,7 @@ from typing import Any
 
 from .graph import Graph
 from .infer import DTYPE_BYTES, Analysis, forward_peak_bytes, infer, saved_bytes
-from .layers import lookup
+from .layers import lookup_known
 
 # Optimizer state: extra tensors kept per trainable parameter (torch.optim's defaults).
 OPTIMIZER_SLOTS = {
@@ -188,7 +188,7 @@ def _rows(analysis: Analysis, batch: int, depth: int | None) -> list[Row]:
         if len(members) == 1 and members[0].path == key:
             node = last.node
             rows.append(Row(
-                path=key, type=node.type, key_params=lookup(node.type).key_params(node.args),
+                path=key, type=node.type, key_params=lookup_known(node.type).key_params(node.args),
                 output_shape=node.shape, params=last.params.total,
                 trainable=last.params.total if node.trainable else 0, buffers=last.params.buffers,
                 activations=last.activations * batch, macs=last.macs * batch,

@@ -36,6 +36,23 @@ def find(name: str) -> Path | None:
     return path if stem in names() else None
 
 
+def libraries() -> list[str]:
+    """The bundled block libraries (``specs/lib/*.yaml``), importable by name from any spec."""
+    folder = directory()
+    if folder is None or not (folder / "lib").is_dir():
+        return []
+    return sorted(p.stem for p in (folder / "lib").glob("*.yaml"))
+
+
+def library(name: str) -> Path | None:
+    """The bundled library for ``imports: [resnet]`` (a name alone, ".yaml" optional; no paths)."""
+    folder = directory()
+    if folder is None or "/" in name or "\\" in name:
+        return None
+    stem = name[:-5] if name.endswith(".yaml") else name
+    return folder / "lib" / f"{stem}.yaml" if stem in libraries() else None
+
+
 def suggest(name: str) -> str:
     stem = Path(name).stem
     return did_you_mean(stem, names())

@@ -54,28 +54,19 @@ def sync(hardware) -> None:
         torch.cuda.synchronize(hardware.device)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--spec", default="lenet5.yaml")
-    parser.add_argument("--set", dest="overrides", action="append", default=[])
-    parser.add_argument("--images", type=int, default=2048)
-    parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
-    parser.add_argument("--channels-last", action="store_true")
-    args = parser.parse_args()
-
-    graph = api.expand(args.spec, parse_overrides(args.overrides))
+def compare(spec: str, overrides: list[str], images_count: int, batch: int, rounds: int, device: str,
+            precision: str, channels_last: bool) -> dict:
+    """Median images/s of archspec's Trainer and of the plain loop, epochs alternating; and their ratio."""
+    graph = api.expand(spec, parse_overrides(overrides))
     classes = graph.shape_of(graph.output)[0]
-    data = open_data(f"synthetic:{args.images}:{classes}", tuple(graph.input_shape))
-    config = resolve(None, None, {"device": args.device, "precision": args.precision, "optimizer": "sgd",
-                                  "lr": 0.01, "channels_last": args.channels_last, "epochs": 1000,
+    data = open_data(f"synthetic:{images_count}:{classes}", tuple(graph.input_shape))
+    config = resolve(None, None, {"device": device, "precision": precision, "optimizer": "sgd",
+                                  "lr": 0.01, "channels_last": channels_last, "epochs": 1000,
                                   "device_data_bytes": 1 << 40})
     hardware = pick_hardware(config)
     mean, std = [0.5] * graph.input_shape[0], [0.25] * graph.input_shape[0]
 
-    ours = Trainer(compile_graph(graph, seed=0), config, data, data.subset([]), mean, std, hardware, args.batch)
+    ours = Trainer(compile_graph(graph, seed=0), config, data, data.subset([]), mean, std, hardware, batch)
     model = compile_graph(graph, seed=0).to(hardware.device)
     if hardware.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -91,11 +82,11 @@ def main() -> None:
         return row["images_per_s"]
 
     def plain() -> float:
-        return plain_epoch(model, optimizer, images, labels, args.batch, mean_t, std_t, hardware, generator)
+        return plain_epoch(model, optimizer, images, labels, batch, mean_t, std_t, hardware, generator)
 
     archspec_epoch(), plain()  # warm-up: allocator, cuDNN autotuning, first-touch
     ours_rates, plain_rates = [], []
-    for i in range(args.rounds):  # alternate which side goes first, so neither always follows the other
+    for i in range(rounds):  # alternate which side goes first, so neither always follows the other
         if i % 2:
             plain_rates.append(plain())
             ours_rates.append(archspec_epoch())
@@ -104,11 +95,31 @@ def main() -> None:
             plain_rates.append(plain())
     a, p = statistics.median(ours_rates), statistics.median(plain_rates)
     name = torch.cuda.get_device_name(hardware.device) if hardware.device.type == "cuda" else "CPU"
+    return {"graph": graph, "hardware": hardware, "device_name": name, "archspec": a, "plain": p, "ratio": a / p,
+            "archspec_rounds": ours_rates, "plain_rounds": plain_rates}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--spec", default="lenet5.yaml")
+    parser.add_argument("--set", dest="overrides", action="append", default=[])
+    parser.add_argument("--images", type=int, default=2048)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
+    parser.add_argument("--channels-last", action="store_true")
+    args = parser.parse_args()
+
+    r = compare(args.spec, args.overrides, args.images, args.batch, args.rounds, args.device, args.precision,
+                args.channels_last)
+    graph, hardware = r["graph"], r["hardware"]
     print(f"{graph.name} {list(graph.input_shape)} batch {args.batch}, {args.images} images, {hardware.device} "
-          f"({name}), {hardware.precision}, channels_last={hardware.channels_last}, {torch.get_num_threads()} threads")
-    print(f"archspec train  {a:10.1f} images/s   (rounds: {', '.join(f'{r:.0f}' for r in ours_rates)})")
-    print(f"plain loop      {p:10.1f} images/s   (rounds: {', '.join(f'{r:.0f}' for r in plain_rates)})")
-    print(f"ratio archspec / plain = {a / p:.3f}")
+          f"({r['device_name']}), {hardware.precision}, channels_last={hardware.channels_last}, "
+          f"{torch.get_num_threads()} threads")
+    print(f"archspec train  {r['archspec']:10.1f} images/s   (rounds: {', '.join(f'{x:.0f}' for x in r['archspec_rounds'])})")
+    print(f"plain loop      {r['plain']:10.1f} images/s   (rounds: {', '.join(f'{x:.0f}' for x in r['plain_rounds'])})")
+    print(f"ratio archspec / plain = {r['ratio']:.3f}")
 
 
 if __name__ == "__main__":

@@ -49,3 +49,15 @@ layers:
   - flatten
   - {dense: {out: $classes}, name: head}
 """
+
+# Members of torchvision's families in the zoo that differ from another member only in widths and
+# depths: the generic per-spec checks (compile, draw, autograd's memory) run on that other member;
+# test_zoo_torchvision.py checks every member's figures and state_dict keys. Running each check on
+# every member would cost minutes and exercise no other code.
+ZOO_SIBLINGS = frozenset({"densenet169", "densenet201", "squeezenet1_0", "mobilenet_v3_large",
+                          *(f"efficientnet_b{i}" for i in range(1, 8))})
+
+
+def zoo_representatives(names: list[str]) -> list[str]:
+    """The zoo's specs less ZOO_SIBLINGS."""
+    return [name for name in names if name not in ZOO_SIBLINGS]

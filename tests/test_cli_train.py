@@ -84,3 +84,35 @@ def test_predict_unreadable_image(invoke, tiny, tmp_path):
 def test_weights_folder_without_weights(invoke, tiny, tmp_path):
     result = invoke("evaluate", tiny, "--weights", str(tmp_path))
     assert result.exit_code == 2 and "has no best.safetensors or last.safetensors" in result.stderr
+
+
+def test_every_option_a_person_changes_has_a_flag(invoke, tiny, tmp_path):
+    import yaml
+
+    result = invoke("train", tiny, "--epochs", "1", "--out", str(tmp_path / "run"), "--augment-rotation", "10",
+                    "--augment-mirror", "--early-stopping-patience", "3", "--early-stopping-metric", "val_acc",
+                    "--weight-decay", "0.0005", "--label-smoothing", "0.1", "--checkpoint-every", "1",
+                    "--keep-last", "2", "--split", "0.8,0.1,0.1", "--channels-last", "off", "--workers", "auto")
+    assert result.exit_code == 0, result.output
+    train = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["train"]
+    assert train["augment"] == {"rotation": 10.0, "mirror": True}
+    assert train["early_stopping"] == {"metric": "val_acc", "patience": 3, "min_delta": 0.0}
+    assert (train["weight_decay"], train["label_smoothing"], train["checkpoint_every"], train["keep_last"]) == \
+        (0.0005, 0.1, 1, 2)
+    assert train["split"] == [0.8, 0.1, 0.1] and train["channels_last"] is False
+    assert (tmp_path / "run" / "epoch-1.safetensors").exists()
+
+
+def test_flags_are_derived_from_the_config(invoke):
+    import dataclasses
+
+    from archspec.train.config import TrainConfig, flag_specs
+
+    help_text = invoke("train", "--help").stdout
+    for spec in flag_specs():
+        assert spec.flag in help_text
+    flagged = {spec.path[0] for spec in flag_specs()}
+    unflagged = {f.name for f in dataclasses.fields(TrainConfig) if not f.metadata["flag"]}
+    assert flagged | unflagged == {f.name for f in dataclasses.fields(TrainConfig)}
+    assert invoke("train", "x.yaml", "--label-smoothing", "1").exit_code == 2  # bounds come from the schema
+    assert invoke("train", "x.yaml", "--log", "wandb").exit_code == 2

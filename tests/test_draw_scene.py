@@ -105,7 +105,7 @@ def test_svg_carries_the_characters_it_uses_in_the_bundled_font():
     svg = s.to_svg()
     faces = re.findall(r'font-weight:(\w+);src:url\(data:font/ttf;base64,([A-Za-z0-9+/=]+)\)', svg)
     assert [w for w, _ in faces] == ["normal", "bold"]
-    for (weight, data), text in zip(faces, ("conv 3×3", "relu")):
+    for (_weight, data), text in zip(faces, ("conv 3×3", "relu")):
         face = TTFont(io.BytesIO(base64.b64decode(data)))
         assert set(text) <= {chr(c) for c in face.getBestCmap()} and len(face.getBestCmap()) <= len(set(text)) + 1
         assert face["name"].getDebugName(1) == "DejaVu Sans"

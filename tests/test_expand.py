@@ -106,10 +106,13 @@ layers:
 
 
 @pytest.mark.parametrize("name, message", [
-    ("1conv", "name '1conv' is not a valid name: use letters, digits and _, not starting with a digit"),
-    ("a.b", "name 'a.b' is not a valid name: use letters, digits and _, not starting with a digit"),
+    ("1conv", "name '1conv' is not a valid name: use letters, digits and _, not starting with a digit, "
+                       "or a number alone (as torchvision's features.0)"),
+    ("a.b", "name 'a.b' is not a valid name: use letters, digits and _, not starting with a digit, "
+                       "or a number alone (as torchvision's features.0)"),
     ("input", "'input' is reserved for the input of a block or spec"),
-    ("class", "name 'class' is not a valid name: use letters, digits and _, not starting with a digit"),
+    ("class", "name 'class' is not a valid name: use letters, digits and _, not starting with a digit, "
+                       "or a number alone (as torchvision's features.0)"),
 ])
 def test_invalid_names(name, message):
     assert messages(HEAD + f"layers:\n  - relu\n  - {{relu: , name: {name}}}\n") == [f"s.yaml:5:20: error: {message}"]
@@ -410,7 +413,7 @@ layers:
       - conv2d: {out: 128, kernel: 3, stride: 2, padding: 1}
       - relu
 """) == ["s.yaml:5:5: error: add1: inputs differ in shape: main is 128×28×28, shortcut is 64×56×56 "
-         "(did you forget a shortcut: a projection with stride 2?)"]
+         "(did you forget a shortcut: a projection with stride 2? Or shortcut: none, for a connection only where the shape is unchanged)"]
 
 
 def test_residual_without_shortcut_whose_channels_change():
@@ -421,7 +424,7 @@ layers:
   - residual:
       - conv2d: {out: 128, kernel: 1}
 """) == ["s.yaml:4:5: error: add1: inputs differ in shape: main is 128×56×56, shortcut is 64×56×56 "
-         "(did you forget a shortcut: a projection to the main path's shape?)"]
+         "(did you forget a shortcut: a projection to the main path's shape? Or shortcut: none, for a connection only where the shape is unchanged)"]
 
 
 def test_residual_whose_projection_is_wrong():
@@ -668,8 +671,8 @@ def test_trainable_must_be_a_boolean():
     ("{name: x}", "s.yaml:4:5: error: item names no layer type or block"),
     ("{relu: , dropout: {p: 0.1}}",
      "s.yaml:4:14: error: unexpected key 'dropout' beside 'relu'; an item has one layer or block key plus doc, "
-     "from, init, name, trainable"),
-    ("reul", "s.yaml:4:5: error: unknown layer type or block 'reul' (did you mean 'relu'?)"),
+     "from, if, init, name, trainable"),
+    ("reul", "s.yaml:4:5: error: unknown layer type or block 'reul' (did you mean 'relu', which computes max(0, x)?)"),
     ("{conv2d: {out: 8, kernal: 3}}",
      "s.yaml:4:14: error: conv2d needs 'kernel' (window size: an integer or [height, width])\n"
      "s.yaml:4:23: error: unknown key 'kernal' in conv2d (did you mean 'kernel'?); expected one of out, kernel, "

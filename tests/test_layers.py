@@ -134,7 +134,10 @@ def oracle(*names, refusal_meaningful=None):
 # ---- element-wise activations
 
 
-def _activation_strategy(args_strategy=st.just({})):
+_NO_ARGS = st.just({})
+
+
+def _activation_strategy(args_strategy=_NO_ARGS):
     @st.composite
     def case(draw):
         return Case(draw(args_strategy), [draw(shapes_of_rank())])
@@ -336,10 +339,15 @@ def _linear_case(draw):
     args = {"out": draw(st.integers(1, 12))}
     if draw(st.booleans()):
         args["bias"] = draw(st.booleans())
+    if draw(st.booleans()):  # on the last axis of any rank; without it, a rank above 1 is refused
+        args["last_axis"] = draw(st.booleans())
+        return Case(args, [draw(shapes_of_rank(hi=5))])
     return Case(args, [(draw(st.integers(1, 12)),)])
 
 
-oracle("linear")((_linear_case(), _module_builder(lambda a, s: nn.Linear(s[0][0], a["out"], bias=a["bias"]))))
+# nn.Linear takes any rank on its last axis; archspec asks for last_axis: true to say so
+oracle("linear", refusal_meaningful=lambda a, s: a["last_axis"] or len(s[0]) == 1)((
+    _linear_case(), _module_builder(lambda a, s: nn.Linear(s[0][-1], a["out"], bias=a["bias"]))))
 oracle("flatten")((_activation_strategy(), _module_builder(lambda a, s: nn.Flatten())))
 oracle("identity")((_activation_strategy(), _module_builder(lambda a, s: nn.Identity())))
 
@@ -439,6 +447,254 @@ def _lrn_case(draw):
 # refusal has a torch counterpart
 oracle("lrn", refusal_meaningful=lambda a, s: len(s[0]) != 3)((
     _lrn_case(), _module_builder(lambda a, s: nn.LocalResponseNorm(a["size"], a["alpha"], a["beta"], a["k"]))))
+
+
+# ---- activations of today's mobile networks and ConvNeXt (written from their definitions)
+
+
+def _elementwise(fn):
+    return lambda a, s: (fn, None)
+
+
+oracle("relu6")((_activation_strategy(), _elementwise(lambda x: x.clamp(0, 6))))
+oracle("hardswish")((_activation_strategy(), _elementwise(lambda x: x * (x + 3).clamp(0, 6) / 6)))
+oracle("hardsigmoid")((_activation_strategy(), _elementwise(lambda x: (x + 3).clamp(0, 6) / 6)))
+oracle("silu")((_activation_strategy(), _elementwise(lambda x: x * torch.sigmoid(x))))
+oracle("mish")((_activation_strategy(), _elementwise(lambda x: x * torch.tanh(F.softplus(x)))))
+
+
+def _gelu(a, s):
+    if a["approximate"] == "tanh":
+        return (lambda x: 0.5 * x * (1 + torch.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))), None
+    return (lambda x: 0.5 * x * (1 + torch.erf(x / math.sqrt(2)))), None
+
+
+oracle("gelu")((_activation_strategy(st.fixed_dictionaries({}, optional={
+    "approximate": st.sampled_from(["none", "tanh"])})), _gelu))
+
+
+# ---- group and layer normalisation, layer scale, stochastic depth
+
+
+@st.composite
+def _groupnorm_case(draw):
+    groups = draw(st.integers(1, 3))
+    c = groups * draw(st.integers(1, 3)) if not rare(draw, 5) else draw(st.integers(1, 6))
+    args = {"groups": groups, **draw(st.fixed_dictionaries({}, optional={
+        "eps": st.floats(1e-6, 1e-2), "affine": st.booleans()}))}
+    rank = draw(st.integers(1, 3))
+    return Case(args, [(c,) + tuple(draw(st.integers(1, 5)) for _ in range(rank - 1))])
+
+
+oracle("groupnorm")((_groupnorm_case(), _module_builder(
+    lambda a, s: nn.GroupNorm(a["groups"], s[0][0], eps=a["eps"], affine=a["affine"]))))
+
+_ln_args = st.fixed_dictionaries({}, optional={"eps": st.floats(1e-6, 1e-2), "affine": st.booleans()})
+
+
+@st.composite
+def _layernorm_case(draw):
+    return Case(draw(_ln_args), [draw(shapes_of_rank(hi=5))])
+
+
+oracle("layernorm")((_layernorm_case(), _module_builder(
+    lambda a, s: nn.LayerNorm(s[0][-1], eps=a["eps"], elementwise_affine=a["affine"]))))
+
+
+@st.composite
+def _layernorm2d_case(draw):
+    rank = 2 if rare(draw, 10) else 3
+    return Case(draw(_ln_args), [tuple(draw(st.integers(1, 5)) for _ in range(rank))])
+
+
+class _ChannelLayerNorm(nn.Module):
+    """Normalise each pixel over its channels, written directly from the definition."""
+
+    def __init__(self, c, eps, affine):
+        super().__init__()
+        self.eps = eps
+        if affine:
+            self.weight, self.bias = nn.Parameter(torch.randn(c)), nn.Parameter(torch.randn(c))
+        else:
+            self.weight = self.bias = None
+
+    def forward(self, x):
+        if x.dim() != 4:
+            raise ValueError("expects (N, C, H, W), as torchvision's LayerNorm2d, whose permute needs 4 axes")
+        mean = x.mean(dim=1, keepdim=True)
+        var = x.var(dim=1, unbiased=False, keepdim=True)
+        y = (x - mean) / torch.sqrt(var + self.eps)
+        if self.weight is not None:
+            y = y * self.weight[:, None, None] + self.bias[:, None, None]
+        return y
+
+
+oracle("layernorm2d")((_layernorm2d_case(), _module_builder(
+    lambda a, s: _ChannelLayerNorm(s[0][0], a["eps"], a["affine"]))))
+
+
+class _Scale(nn.Module):
+    def __init__(self, shape, value):
+        super().__init__()
+        self.weight = nn.Parameter(torch.full(shape, value))
+
+    def forward(self, x):
+        return x * self.weight
+
+
+oracle("layer_scale")((
+    _activation_strategy(st.fixed_dictionaries({}, optional={"value": st.floats(-2, 2)})),
+    _module_builder(lambda a, s: _Scale((s[0][0],) + (1,) * (len(s[0]) - 1), a["value"]))))
+
+
+@st.composite
+def _drop_path_case(draw):
+    args = {"p": draw(st.floats(0, 1)), **draw(st.fixed_dictionaries({}, optional={
+        "mode": st.sampled_from(["row", "batch"])}))}
+    return Case(args, [draw(shapes_of_rank())])
+
+
+oracle("drop_path")((_drop_path_case(), _elementwise(lambda x: x)))  # eval mode: the identity
+
+
+# ---- rearranging: shuffle, chunk, permute, padding, upsampling
+
+
+@st.composite
+def _shuffle_case(draw):
+    groups = draw(st.integers(1, 4))
+    c = groups * draw(st.integers(1, 3)) if not rare(draw, 5) else draw(st.integers(1, 7))
+    if rare(draw, 10):
+        return Case({"groups": groups}, [(c,)])
+    return Case({"groups": groups}, [(c, draw(dim), draw(dim))])
+
+
+def _shuffle(a, s):
+    g = a["groups"]
+
+    def fn(x):
+        n, c, h, w = x.shape
+        return x.reshape(n, g, c // g, h, w).transpose(1, 2).reshape(n, c, h, w)
+    return fn, None
+
+
+# torch's ChannelShuffle checks divisibility only when it runs on real data
+oracle("channel_shuffle")((_shuffle_case(), _shuffle))
+
+
+@st.composite
+def _chunk_case(draw):
+    shape = draw(shapes_of_rank(hi=8))
+    rank = len(shape)
+    parts = draw(st.integers(1, 4))
+    axis = draw(st.integers(-rank, rank - 1))
+    part = draw(st.integers(0, parts - 1 if not rare(draw, 8) else parts))
+    return Case({"parts": parts, "part": part, "axis": axis}, [shape])
+
+
+def _chunk(a, s):
+    def fn(x):
+        chunks = torch.chunk(x, a["parts"], dim=_torch_axis(a["axis"]))
+        if len(chunks) != a["parts"] or len({c.shape for c in chunks}) != 1:
+            raise ValueError("unequal chunks")
+        return chunks[a["part"]]
+    return fn, None
+
+
+oracle("chunk")((_chunk_case(), _chunk))
+
+
+@st.composite
+def _permute_case(draw):
+    shape = draw(shapes_of_rank())
+    axes = list(draw(st.permutations(range(len(shape)))))
+    if rare(draw, 6):
+        axes = axes + [0]  # not an order of the axes
+    return Case({"axes": axes}, [shape])
+
+
+oracle("permute")((_permute_case(), lambda a, s: ((lambda x: x.permute(0, *(i + 1 for i in a["axes"]))), None)))
+
+
+@st.composite
+def _zero_pad_case(draw):
+    kind = draw(st.sampled_from(["int", "pair", "four"]))
+    n = st.integers(0, 3)
+    padding = draw(n) if kind == "int" else [draw(n), draw(n)] if kind == "pair" else [draw(n) for _ in range(4)]
+    if rare(draw, 10):
+        return Case({"padding": padding}, [(draw(dim),)])
+    return Case({"padding": padding}, [(draw(dim), draw(dim), draw(dim))])
+
+
+# F.pad pads the last axes of any rank; archspec's zero_pad2d is for (C, H, W) only
+oracle("zero_pad2d", refusal_meaningful=lambda a, s: len(s[0]) == 3)((_zero_pad_case(), lambda a, s: (
+    (lambda x: F.pad(x, (a["padding"][2], a["padding"][3], a["padding"][0], a["padding"][1]))), None)))
+
+
+@st.composite
+def _upsample_case(draw):
+    mode = draw(st.sampled_from(["nearest", "bilinear"]))
+    args = {"scale": pair_raw(draw, 1, 3), "mode": mode}
+    if mode == "bilinear" and draw(st.booleans()):
+        args["align_corners"] = draw(st.booleans())
+    if rare(draw, 10):
+        return Case(args, [(draw(dim),)])
+    return Case(args, [(draw(dim), draw(dim), draw(dim))])
+
+
+def _upsample(a, s):
+    size = tuple(n * k for n, k in zip(s[0][1:], a["scale"])) if len(s[0]) == 3 else None
+    if a["mode"] == "nearest":
+        return (lambda x: F.interpolate(x, size=size, mode="nearest")), None
+    return (lambda x: F.interpolate(x, size=size, mode="bilinear", align_corners=a["align_corners"])), None
+
+
+oracle("upsample")((_upsample_case(), _upsample))
+
+
+@st.composite
+def _deconv_case(draw):
+    args: dict = {"kernel": pair_raw(draw, 1, 4)}
+    if draw(st.booleans()):
+        args["stride"] = pair_raw(draw, 1, 3)
+    if draw(st.booleans()):
+        args["padding"] = pair_raw(draw, 0, 2)
+    if draw(st.booleans()):
+        args["dilation"] = pair_raw(draw, 1, 2)
+    if draw(st.booleans()):
+        args["output_padding"] = pair_raw(draw, 0, 2)
+    if draw(st.booleans()):
+        args["bias"] = draw(st.booleans())
+    groups = draw(st.integers(1, 3))
+    c, out = groups * draw(st.integers(1, 3)), groups * draw(st.integers(1, 3))
+    if groups > 1:
+        args["groups"] = groups
+    args["out"] = out
+    if rare(draw, 10):
+        return Case(args, [(c,)])
+    return Case(args, [(c, draw(st.integers(1, 8)), draw(st.integers(1, 8)))])
+
+
+oracle("conv_transpose2d")((_deconv_case(), _module_builder(lambda a, s: nn.ConvTranspose2d(
+    s[0][0], a["out"], a["kernel"], stride=a["stride"], padding=a["padding"], output_padding=a["output_padding"],
+    groups=a["groups"], bias=a["bias"], dilation=a["dilation"]))))
+
+
+# ---- the broadcasting product
+
+
+@st.composite
+def _mul_case(draw):
+    shape = draw(shapes_of_rank(lo=2, hi=5))
+    gate = tuple(1 if draw(st.booleans()) else d for d in shape)
+    shapes = [shape, gate] if draw(st.booleans()) else [gate, shape]
+    if rare(draw, 5):  # an axis that neither agrees nor broadcasts
+        ax = draw(st.integers(0, len(shape) - 1))
+        shapes[0] = shapes[0][:ax] + (shape[ax] + 1,) + shapes[0][ax + 1:]
+    return Case({}, shapes)
+
+
+oracle("mul")((_mul_case(), lambda a, s: (lambda x, y: x * y, None)))
 
 
 # ------------------------------------------------------------------ the tests
@@ -569,6 +825,10 @@ def _constructed(layer, args, shapes, out):
     made = layer.torch(args, shapes, out)
     if made is None:
         return (lambda x: x), None
+    if isinstance(made, Call) and made.weight is not None:  # the parameter the compiler holds at the path
+        holder = nn.Module()
+        holder.weight = nn.Parameter(made.weight)
+        return (lambda *xs: made.function(holder.weight, *xs, **made.kwargs)), holder
     if isinstance(made, Call):
         if made.list_input:
             return (lambda *xs: made.function(list(xs), **made.kwargs)), None
@@ -610,3 +870,70 @@ def test_catalogue_constructor_matches_the_rules_and_torch(type_name, data):
         warnings.simplefilter("ignore")
         expected = reference(*inputs)
     torch.testing.assert_close(y, expected, msg=f"{type_name}{case.raw} on {case.shapes}")
+
+
+# ------------------------------------------------------------------ saved for backward, against autograd
+
+# entries whose declaration is checked elsewhere, and why
+SAVED_CHECKED_ELSEWHERE = {
+    "dropout": "the CPU kernel keeps float noise where the GPU's fused kernel, which the catalogue counts, "
+               "keeps a bool mask; tests/test_memory.py measures both",
+}
+
+
+def _declared_saved_bytes(layer, args, shapes, out, trains: bool) -> int:
+    """Bytes the catalogue says autograd keeps for one layer whose inputs need gradients (float32)."""
+    tensors: dict = {}
+    own = 0
+    for s in layer.saved(args, shapes, out):
+        if s.only_if_trained and not trains:
+            continue
+        if s.what == "own":
+            own += s.numel * (BATCH if s.per_batch else 1) * (s.itemsize or 4)
+        elif s.what == "input":
+            tensors[("input", s.index)] = math.prod(shapes[s.index])
+        else:  # a view's output is its input's storage
+            tensors[("input", 0) if layer.view else "output"] = math.prod(out)
+    return own + sum(tensors.values()) * BATCH * 4
+
+
+def _autograd_saved_bytes(fn, module, inputs) -> int:
+    """Bytes of the distinct storages autograd saves in one forward pass, parameters excluded."""
+    params = {p.untyped_storage()._cdata for p in module.parameters()} if module is not None else set()
+    storages: dict[int, int] = {}
+    keep = []
+
+    def pack(t):
+        storage = t.untyped_storage()
+        if storage._cdata not in params:
+            storages[storage._cdata] = storage.nbytes()
+        keep.append(t)  # alive until counted: no storage address is reused
+        return t
+
+    with warnings.catch_warnings(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        warnings.simplefilter("ignore")
+        fn(*inputs)
+    return sum(storages.values())
+
+
+@pytest.mark.parametrize("type_name", sorted(REGISTRY))
+@settings(SETTINGS, max_examples=12)
+@given(data=st.data())
+def test_saved_for_backward_matches_autograd(type_name, data):
+    """What each entry declares saved for backward is what autograd keeps, in training mode, when
+    its inputs need gradients (the summary's saved_bytes adds these up)."""
+    layer, spec = REGISTRY[type_name], ORACLES[type_name]
+    if type_name in SAVED_CHECKED_ELSEWHERE or not layer.exact_saved:
+        return
+    case = data.draw(spec.strategy, label="case")
+    try:
+        args, out = catalogue(layer, case.raw, case.shapes)
+    except ShapeError:
+        return
+    fn, module = _constructed(layer, args, case.shapes, out)
+    if module is not None:
+        module.train()
+    counted = layer.param_count(args, case.shapes, out)
+    inputs = [torch.randn(BATCH, *s, requires_grad=True) for s in case.shapes]
+    declared = _declared_saved_bytes(layer, args, case.shapes, out, trains=counted.total > 0)
+    assert declared == _autograd_saved_bytes(fn, module, inputs), f"{type_name}{case.raw} on {case.shapes}"

@@ -198,6 +198,38 @@ def test_tiny_figures(tiny):
     assert by["downsample.conv1"].params == 8 * 16 + 16
 
 
+@pytest.mark.parametrize("width", [80, 76, 40])
+def test_narrow_consoles_fold_columns_and_never_cut_a_number_or_header(width):
+    from rich.console import Console
+
+    summary = archspec.summarize("resnet50")
+    console = Console(width=width, record=True, file=io.StringIO())
+    console.print(summary)  # as `from rich import print; print(summary)` does in a narrow notebook
+    text = console.export_text()
+    assert "…" not in text
+    assert max(len(line.rstrip()) for line in text.splitlines()) <= width
+    tokens = set(re.findall(r"\S+", text))
+    for row in summary.rows:
+        assert f"{row.params:,}" in tokens, row.path  # every exact count, whole
+    if width >= 76:  # a table: every header whole, long ones abbreviated
+        header = next(line for line in text.splitlines() if line.split()[:1] == ["Layer"])
+        assert header.split() == ["Layer", "Type", "Output", "Params", "Acts", "MACs", "RF"]
+    else:  # one labelled block per layer
+        largest = max(row.params for row in summary.rows)
+        assert f"params {largest:,}" in " ".join(text.split())
+
+
+def test_the_cli_at_80_columns(monkeypatch):
+    from click.testing import CliRunner
+
+    from archspec.cli import main
+
+    monkeypatch.setenv("COLUMNS", "80")
+    result = CliRunner().invoke(main, ["summary", "resnet50.yaml"])
+    assert result.exit_code == 0 and "…" not in result.output and "2,359,296" in result.output
+    assert "Activatio" not in result.output.replace("Activations", "")  # a header is whole or abbreviated
+
+
 def test_html_table_is_what_a_notebook_shows():
     import xml.etree.ElementTree as ET
 

@@ -95,7 +95,7 @@ def test_a_valid_document(validator):
     pytest.param(with_layers(), id="empty layers"),
     pytest.param({**VALID, "input": []}, id="empty input"),
     pytest.param({**VALID, "input": [3, 0, 32]}, id="zero dimension"),
-    pytest.param(with_layers({"linear": {"out": 10}, "from": 3}), id="from not a name"),
+    pytest.param(with_layers({"linear": {"out": 10}, "from": 3.5}), id="from not a name"),
     pytest.param({**VALID, "blocks": {"b": {"params": {"c": "int"}}}}, id="block without body"),
     pytest.param(with_layers({"repeat": 2}), id="repeat without body"),
 ])

@@ -270,3 +270,47 @@ def test_load_accepts_a_loaded_spec_and_a_path_object(tmp_path):
     assert spec.file == str(path) and spec.name == "s"
     assert archspec.expand(spec).output == "relu1"
 
+
+
+# ---------------------------------------------------------------- bundled block libraries
+
+
+def _resnet50_layout(stage_args: str) -> str:
+    """ResNet-50's layout importing the bundled library by name; stage_args adds to each stage."""
+    stages = "".join(
+        f"  - {{bottleneck_stage: {{c: {c}, n: {n}, stride: {s}{stage_args}}}, name: layer{k}}}\n"
+        for k, (c, n, s) in enumerate([(64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2)], 1))
+    return ("archspec: 1\ninput: [3, 224, 224]\nimports: [resnet]\nlayers:\n"
+            "  - {conv2d: {out: 64, kernel: 7, stride: 2, padding: 3, bias: false}, name: conv1}\n"
+            "  - {batchnorm2d: {}, name: bn1}\n  - relu\n  - {maxpool2d: {kernel: 3, stride: 2, padding: 1}}\n"
+            + stages + "  - global_avgpool\n  - {linear: {out: 1000}, name: fc}\n")
+
+
+@pytest.mark.parametrize("stage_args, params, gmacs", [
+    # torchvision's published figures (the model pages of torchvision.models): parameters, GFLOPS
+    ("", 25_557_032, 4.09),  # resnet50
+    (", groups: 32, width_per_group: 4", 25_028_904, 4.23),  # resnext50_32x4d
+    (", width_per_group: 128", 68_883_240, 11.4),  # wide_resnet50_2
+])
+def test_the_bundled_resnet_library_imports_by_name_from_anywhere(tmp_path, monkeypatch, stage_args, params, gmacs):
+    monkeypatch.chdir(tmp_path)  # no lib/ folder here: the name finds the library shipped with the package
+    path = tmp_path / "net.yaml"
+    path.write_text(_resnet50_layout(stage_args), encoding="utf-8")
+    totals = archspec.summarize(str(path)).totals
+    assert totals.params == params
+    assert round(totals.macs / 1e9, 2 if gmacs < 10 else 1) == gmacs
+
+
+def test_a_local_file_wins_over_a_bundled_library_of_the_same_name(tmp_path):
+    (tmp_path / "resnet").write_text("archspec: 1\nblocks:\n  mine:\n    body: [relu]\n", encoding="utf-8")
+    path = tmp_path / "net.yaml"
+    path.write_text("archspec: 1\ninput: [3, 8, 8]\nimports: [resnet]\nlayers: [mine]\n", encoding="utf-8")
+    assert archspec.validate(str(path)) == []
+
+
+def test_an_unknown_library_name_lists_the_bundled_ones(tmp_path):
+    path = tmp_path / "net.yaml"
+    path.write_text("archspec: 1\ninput: [3, 8, 8]\nimports: [resnt]\nlayers: [relu]\n", encoding="utf-8")
+    [problem] = archspec.validate(str(path))
+    assert problem.message.startswith("cannot import 'resnt': no such file (")
+    assert problem.message.endswith("and no bundled library of that name (did you mean 'resnet'?)")

@@ -76,3 +76,30 @@ def test_api_options_are_checked():
     with pytest.raises(UsageError, match="lr"):
         check_options({"lr": -1}, Location("options"))
     check_options({"lr": 0.1, "device": "cuda:1"}, Location("options"))
+
+
+def test_one_definition_gives_schema_flags_and_docs():
+    from pathlib import Path
+
+    from archspec.train.config import flag_specs, markdown_table
+
+    schema = train_schema()["properties"]
+    for f in dataclasses.fields(TrainConfig):
+        assert f.metadata["help"] and schema[f.name]["description"] == f.metadata["help"]
+    flags = [spec.flag for spec in flag_specs()]
+    assert len(flags) == len(set(flags))
+    assert {"--augment-rotation", "--early-stopping-patience", "--weight-decay", "--label-smoothing",
+            "--checkpoint-every", "--keep-last", "--log"} <= set(flags)
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "training.md").read_text(encoding="utf-8")
+    assert markdown_table() in doc, "docs/training.md's options table differs from config.markdown_table()"
+
+
+def test_flags_become_nested_options():
+    from archspec.train.config import options_from_flags
+
+    options = options_from_flags({"epochs": 3, "augment__mirror": True, "early_stopping__patience": 2,
+                                  "freeze": ("c1",), "log": ()})
+    assert options == {"epochs": 3, "augment": {"mirror": True}, "early_stopping": {"patience": 2},
+                       "freeze": ["c1"]}
+    config = resolve({"early_stopping": {"metric": "val_acc"}}, None, options)
+    assert config.early_stopping.metric == "val_acc" and config.early_stopping.patience == 2  # merged key by key

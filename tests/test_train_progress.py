@@ -38,3 +38,18 @@ def test_rich_progress_on_a_terminal(spec_file, tmp_path):
     text = stream.getvalue()
     assert "\x1b[" in text  # a live display drew bars
     assert "epoch 1/2  loss" in text and "epoch 2/2  loss" in text
+
+
+def test_the_bar_shows_running_loss_accuracy_and_rate_as_keras_does():
+    from archspec.train.progress import running_text
+
+    logs = {"running_loss": 0.23456, "running_acc": 0.931, "images_per_s": 5432.1}
+    assert running_text(logs) == "loss 0.2346  acc 93.1%  5,432 img/s"
+    assert running_text(None) == ""
+    console = Console(file=io.StringIO(), force_terminal=True, width=120)
+    progress = RichProgress(console)
+    progress.start_epoch(1, 2, 10)
+    progress.advance(logs)
+    task = progress.bars.tasks[0]
+    assert task.completed == 1 and task.fields["running"] == running_text(logs)
+    progress.close()

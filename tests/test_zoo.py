@@ -66,7 +66,10 @@ def keras_layers(summary) -> list[tuple[str, tuple[int, ...], int]]:
 def test_the_zoo_is_the_specs_folder():
     assert ZOO == zoo.names()
     expected = {"lenet5", "mnist_cnn", "cnn32", "cnn27", "alexnet", "vgg11", "vgg16", "vgg19", "vgg16_bn",
-                "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "googlenet"}
+                "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "googlenet", "inception_v3",
+                "densenet121", "densenet169", "densenet201", "squeezenet1_0", "squeezenet1_1", "mnasnet1_0",
+                "mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large", "shufflenet_v2_x1_0", "convnext_tiny",
+                *(f"efficientnet_b{i}" for i in range(8))}
     assert expected <= set(ZOO)
 
 
@@ -129,7 +132,7 @@ def test_resnet50_bottleneck_v1_5():
 def test_googlenet_inception_module():
     rows = {row.path: row for row in archspec.summarize("googlenet").rows}
     assert rows["inception3a.concat"].output_shape == (256, 28, 28)
-    assert rows["inception3a.branch3.conv.conv"].key_params == "3×3, 32"  # torchvision's 3x3 for the paper's 5x5
+    assert rows["inception3a.branch3.1.conv"].key_params == "3×3, 32"  # torchvision's 3x3 for the paper's 5x5
     assert rows["inception5b.concat"].output_shape == (1024, 7, 7)
     assert rows["maxpool1"].output_shape == (64, 56, 56)  # ceil rounding: 112 -> 56
     assert rows["inception3a.branch1.conv"].params == 192 * 64  # BasicConv2d: no bias

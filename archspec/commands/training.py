@@ -5,15 +5,19 @@ import sys
 
 import click
 
-from ..data import sources as data_sources
 from ..errors import UsageError
 from ..expand import parse_overrides
 from ..weights import resolve_weights
 from .common import console, fit_option, report, set_option, user_errors
 
 
-class BatchSize(click.ParamType):
+class NumberOrAuto(click.ParamType):
+    """An integer within the option's bounds, or the word auto."""
+
     name = "N|auto"
+
+    def __init__(self, minimum: int):
+        self.minimum = minimum
 
     def convert(self, value, param, ctx):
         if isinstance(value, int) or value == "auto":
@@ -21,10 +25,73 @@ class BatchSize(click.ParamType):
         try:
             number = int(value)
         except ValueError:
-            self.fail(f"expected a positive integer or 'auto', found {value!r}", param, ctx)
-        if number < 1:
-            self.fail(f"expected a positive integer or 'auto', found {value!r}", param, ctx)
+            number = None
+        if number is None or number < self.minimum:
+            self.fail(f"expected an integer >= {self.minimum} or 'auto', found {value!r}", param, ctx)
         return number
+
+
+class NumberList(click.ParamType):
+    """Comma-separated numbers: --split 0.8,0.1,0.1."""
+
+    name = "X,Y,..."
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, list):
+            return value
+        try:
+            return [float(part) for part in value.split(",")]
+        except ValueError:
+            self.fail(f"expected numbers separated by commas, found {value!r}", param, ctx)
+
+
+class OnOffAuto(click.ParamType):
+    name = "auto|on|off"
+    WORDS = {"auto": "auto", "on": True, "true": True, "off": False, "false": False}
+
+    def convert(self, value, param, ctx):
+        if value in ("auto", True, False):
+            return value
+        if str(value).lower() not in self.WORDS:
+            self.fail(f"expected auto, on or off, found {value!r}", param, ctx)
+        return self.WORDS[str(value).lower()]
+
+
+def _click_option(flag):
+    """A click option from a training option's schema (config.flag_specs)."""
+    schema, kind = flag.schema, flag.schema.get("type")
+    if isinstance(kind, list):  # ["integer", "null"]: null is the default, left unset on the command line
+        kind = next(k for k in kind if k != "null")
+    help = flag.help + "."  # lower case as written: option values (sgd, auto) start many of them
+    if kind == "boolean":
+        name = flag.flag[2:]
+        return click.option(f"--{name}/--no-{name}", flag.dest, default=None, help=help)
+    if "enum" in schema:
+        if set(schema["enum"]) == {"auto", True, False}:
+            type_ = OnOffAuto()
+        else:
+            type_ = click.Choice([str(v) for v in schema["enum"]])
+    elif "anyOf" in schema:
+        type_ = NumberOrAuto(next(s.get("minimum", 0) for s in schema["anyOf"] if s.get("type") == "integer"))
+    elif kind in ("integer", "number"):
+        bounds = dict(min=schema.get("minimum", schema.get("exclusiveMinimum")),
+                      max=schema.get("maximum", schema.get("exclusiveMaximum")),
+                      min_open="exclusiveMinimum" in schema, max_open="exclusiveMaximum" in schema)
+        type_ = click.IntRange(**bounds) if kind == "integer" else click.FloatRange(**bounds)
+    elif kind == "array":
+        type_ = NumberList()
+    else:
+        type_ = str
+    return click.option(flag.flag, flag.dest, type=type_, multiple=flag.multiple, default=None, help=help)
+
+
+def training_options(command):
+    """Every flagged training option as a click option, in the dataclass's order."""
+    from ..train.config import flag_specs
+
+    for flag in reversed(flag_specs()):
+        command = _click_option(flag)(command)
+    return command
 
 
 LAUNCH_OPTIONS = ("--devices", "--nodes", "--node-rank", "--master", "--max-restarts", "--run-id")
@@ -62,31 +129,10 @@ def _launch(devices: int, nodes: int, node_rank: int, master: str | None, max_re
 
 @click.command()
 @click.argument("spec", required=False)
-@click.option("--data", help=data_sources.help_text())
-@click.option("--val-data", help="A separate validation set (else split off --data).")
-@click.option("--test-data", help="A separate test set (else split off --data).")
-@click.option("--epochs", type=click.IntRange(1), help="Epochs to train (with --resume: the new total).")
-@click.option("--batch-size", type=BatchSize(), help="Images per step, or 'auto' (largest that fits).")
-@click.option("--micro-batch", type=click.IntRange(1),
-              help="Most images a process puts through at once; a larger share of the batch accumulates gradients.")
-@click.option("--lr", type=click.FloatRange(0, min_open=True), help="Learning rate.")
-@click.option("--optimizer", type=click.Choice(["sgd", "rmsprop", "adam", "adamw"]))
-@click.option("--schedule", type=click.Choice(["none", "step", "cosine", "onecycle"]))
-@click.option("--loss", type=click.Choice(["cross_entropy", "mae", "mse", "bce"]))
-@click.option("--device", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps.")
-@click.option("--precision", type=click.Choice(["auto", "bf16", "fp16", "fp32"]))
-@click.option("--compile", "compile_model", is_flag=True, default=None, help="torch.compile the model.")
-@click.option("--workers", type=click.IntRange(0), help="DataLoader workers for images read from files.")
-@click.option("--seed", type=click.IntRange(0), help="Seed of splits, weights, shuffling and augmentation.")
-@click.option("--init", "init_weights", type=click.Path(exists=True, dir_okay=False),
-              help="Start from these safetensors weights (matching names load; the rest are listed).")
-@click.option("--freeze", multiple=True, help="Keep layers matching this pattern fixed (repeatable).")
-@click.option("--out", type=click.Path(file_okay=False), help="Run folder (default runs/<spec name>).")
+@training_options
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),
               help="A YAML file of training options (the keys of a spec's train: section).")
 @click.option("--resume", type=click.Path(exists=True, file_okay=False), help="Continue the run in this folder.")
-@click.option("--sync-batchnorm", is_flag=True, default=None,
-              help="Under torchrun: batch-norm statistics over the global batch, not each process's share.")
 @click.option("--devices", type=click.IntRange(1), default=1, help="Processes per node, launched with torchrun (DDP).")
 @click.option("--nodes", type=click.IntRange(1), default=1, help="Machines taking part (torchrun --nnodes).")
 @click.option("--node-rank", type=click.IntRange(0), default=0, help="This machine's number, 0 to nodes-1.")
@@ -96,10 +142,13 @@ def _launch(devices: int, nodes: int, node_rank: int, master: str | None, max_re
 @click.option("--run-id", help="The launch's id, the same on every node; started again with it, a run continues.")
 @set_option
 @user_errors
-def train(spec, data, val_data, test_data, epochs, batch_size, micro_batch, lr, optimizer, schedule, loss, device,
-          precision, compile_model, workers, seed, init_weights, freeze, out, config_file, resume, sync_batchnorm,
-          devices, nodes, node_rank, master, max_restarts, run_id, overrides):
-    """Train SPEC and leave metrics, plots, weights and a test report in runs/NAME."""
+def train(spec, config_file, resume, devices, nodes, node_rank, master, max_restarts, run_id, overrides, **flags):
+    """Train SPEC and leave metrics, plots, weights and a test report in runs/NAME.
+
+    Every option can also be set in the spec's train: section or a --config file; the command
+    line wins. The options and their defaults: docs/training.md.
+    """
+    from ..train.config import options_from_flags
     from ..train.distributed import launched_as_main, under_torchrun
 
     if (devices > 1 or nodes > 1 or master or max_restarts) and not under_torchrun():
@@ -110,10 +159,7 @@ def train(spec, data, val_data, test_data, epochs, batch_size, micro_batch, lr, 
     from ..train.progress import PlainProgress, RichProgress
     from ..train.trainer import Interrupted
 
-    options = dict(data=data, val_data=val_data, test_data=test_data, epochs=epochs, batch_size=batch_size, lr=lr,
-                   optimizer=optimizer, schedule=schedule, loss=loss, device=device, precision=precision,
-                   compile=compile_model, workers=workers, seed=seed, init=init_weights, freeze=list(freeze) or None,
-                   out=out, sync_batchnorm=sync_batchnorm, micro_batch=micro_batch)
+    options = options_from_flags(flags)
     progress = RichProgress(console()) if sys.stdout.isatty() else PlainProgress()
     try:
         outcome = session.train(spec, options, parse_overrides(overrides), config_file, resume, progress)
@@ -141,7 +187,7 @@ def train(spec, data, val_data, test_data, epochs, batch_size, micro_batch, lr, 
 @set_option
 @user_errors
 def evaluate(spec, weights, data, split, device, as_json, overrides):
-    """Loss, accuracy, top-5 and per-class accuracy of trained weights on a data set."""
+    """Loss, accuracy, top-k and per-class accuracy of trained weights on a data set."""
     import json
 
     from ..train import session
@@ -151,8 +197,10 @@ def evaluate(spec, weights, data, split, device, as_json, overrides):
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return
-    click.echo(f"{result['images']} images  accuracy {100 * result['accuracy']:.2f}%  "
-               f"top-5 {100 * result['top5_accuracy']:.2f}%  loss {result['loss']:.4f}")
+    top_k = next((key for key in result if key.startswith("top") and key.endswith("_accuracy")), None)
+    top_text = f"top-{top_k[3:-9]} {100 * result[top_k]:.2f}%  " if top_k else ""  # none for k >= classes
+    click.echo(f"{result['images']} images  accuracy {100 * result['accuracy']:.2f}%  {top_text}"
+               f"loss {result['loss']:.4f}")
     for name, accuracy in result["per_class_accuracy"].items():
         click.echo(f"  {name:>12}  {'-' if accuracy is None else f'{100 * accuracy:.1f}%'}")
 

@@ -99,21 +99,15 @@ class Unit:
     bands: list[str] = field(default_factory=list)  # folded families, in order of appearance
 
 
-_SHORT_TYPES = {"conv2d": "conv", "linear": "fc", "maxpool2d": "maxpool", "avgpool2d": "avgpool",
-                "sumpool2d": "sumpool", "adaptive_avgpool2d": "avgpool", "global_avgpool": "global avgpool",
-                "global_maxpool": "global maxpool"}
-
-
 def _type_text(node) -> str:
     layer = lookup(node.type)
-    kp = layer.key_params(node.args) if layer is not None else ""
-    if node.type in ("conv2d", "linear"):
-        kp = kp.split(",")[0] if node.type == "conv2d" else ""
-    return f"{_SHORT_TYPES.get(node.type, node.type)} {kp}".strip()
+    if layer is None:
+        return node.type
+    return f"{layer.short_name or layer.name} {layer.label_params(node.args)}".strip()
 
 
 def _kind(node_type: str, shape) -> str:
-    if node_type == "add":
+    if lookup(node_type).glyph == "+":  # the merge drawn as a circled plus
         return "add"
     return "bar" if len(shape) <= 1 else "box"
 
@@ -149,7 +143,7 @@ def select_units(graph: Graph, depth: int | None) -> dict[str, Unit]:
             unit_of[node.path] = key
             continue
         keeps_shape = len(node.inputs) == 1 and graph.shape_of(node.inputs[0]) == node.shape
-        if len(sources) == 1 and (node.type in ("flatten", "identity") or (fam in FOLDED and keeps_shape)):
+        if len(sources) == 1 and (lookup(node.type).view or (fam in FOLDED and keeps_shape)):
             unit = units[sources[0]]
             unit.nodes.append(node)
             if fam in FOLDED and fam != unit.family and fam not in unit.bands:
@@ -483,7 +477,7 @@ def boxes_scene(summary: Summary, depth: int | None = None, legend: bool = True)
         return v + dy
 
     # leader lines first, so boxes cover their ends
-    for unit, p, lines, cx, row, w in labels:
+    for _unit, p, _lines, cx, row, _w in labels:
         ly = label_top + row * row_h
         items.append(Line(((X(cx), Y(p.bottom + 3)), (X(cx), Y(ly - 2))), stroke="#c8c8c8", width=0.6))
 
@@ -502,7 +496,7 @@ def boxes_scene(summary: Summary, depth: int | None = None, legend: bool = True)
         else:
             items.append(_arc(a, ps, pt, bottoms[lv] - 4, dx, dy))
 
-    for unit, p, lines, cx, row, w in labels:
+    for unit, _p, lines, cx, row, _w in labels:
         ly = label_top + row * row_h
         texts = []
         for i, (s, wt, col) in enumerate(lines):
@@ -619,9 +613,10 @@ def _bridge(x0: float, y0: float, x1: float, y1: float, peak: float) -> list[tup
     return [(x0, y0)] + left + right + [(x1, y1)]
 
 
-def _legend(families, arcs, units, x0, y, width):
+def _legend(families: list[str], arcs: list[Skip], units: dict[str, Unit], x0: float, y: float,
+            width: float) -> tuple[list, float, float]:
     """Swatches of the families drawn, and the kinds of arcs; returns (items, bottom y, width used)."""
-    entries = []
+    entries: list[tuple[str, str, str]] = []  # (kind, family or colour, label)
     for fam in ("input", "conv", "pool", "norm", "activation", "regularization", "dense", "merge", "reshape"):
         if fam in families:
             entries.append(("swatch", fam, FAMILY_LABELS[fam]))

@@ -183,7 +183,7 @@ def place_labels(points: list[tuple[float, float, float, str]], bounds) -> list[
     dots = [(x - 3, y - 3, x + 3, y + 3) for x, y, _, _ in points]
     for i in order:
         x, y, r, text = points[i]
-        best = None
+        best: tuple[float, Text, tuple, bool] | None = None
         for ring, dist in enumerate((4.0 + min(r, 3.0), r + 4.0, r + 18.0, r + 34.0)):
             if ring == 1 and r < 6:
                 continue
@@ -206,6 +206,7 @@ def place_labels(points: list[tuple[float, float, float, str]], bounds) -> list[
                 cost += sum(_disc_overlap(box, qx, qy, qr) for j, (qx, qy, qr, _) in enumerate(points) if j != i) * 0.03
                 if best is None or cost < best[0]:
                     best = (cost, t, box, ring >= 2)
+        assert best is not None, "the first ring is always tried, so some place was scored"
         _, t, box, far = best
         placed_boxes.append(box)
         result[i] = (t, far)
@@ -219,9 +220,10 @@ def chart_scene(rows: list[CompareRow], title: str | None = None) -> Scene:
     """The bubble chart of ``rows`` (see the module's documentation)."""
     if not rows:
         raise UsageError("nothing to compare: give at least one spec")
-    by_top1 = all(r.top1 is not None for r in rows)
+    tops = [r.top1 for r in rows if r.top1 is not None]
+    by_top1 = len(tops) == len(rows)
     xs = [r.gmacs for r in rows]
-    ys = [r.top1 if by_top1 else float(r.params) for r in rows]
+    ys = tops if by_top1 else [float(r.params) for r in rows]
     biggest = max(r.params for r in rows)
     k = MAX_RADIUS / math.sqrt(biggest) if biggest > 0 else 0.0
     radii = [k * math.sqrt(r.params) for r in rows]

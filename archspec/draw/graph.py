@@ -92,6 +92,13 @@ class _Tree:
     children: list = field(default_factory=list)  # of Node | _Tree
     members: list[Node] = field(default_factory=list)  # every node inside, in execution order
 
+    @property
+    def known_group(self) -> Group:
+        """The group of a tree below the root (only the root, path "", has none)."""
+        if self.group is None:
+            raise ValueError("the root of the drawing is no group")
+        return self.group
+
 
 @dataclass
 class _Fold:
@@ -184,8 +191,9 @@ def _signature(tree: _Tree, graph: Graph) -> tuple:
         inputs = tuple(("in", _relative(i, tree.path)) if i != INPUT and _inside(i, tree.path)
                        else ("out", graph.shape_of(i)) for i in n.inputs)
         members.append((_relative(n.path, tree.path), n.type, n.args, n.shape, n.trainable, n.init, inputs))
-    groups = tuple((_relative(t.path, tree.path), t.group.kind, _kept_label(t.group)) for t in _nested(tree))
-    return (tree.group.kind, _kept_label(tree.group), groups, tuple(members))
+    groups = tuple((_relative(t.path, tree.path), t.known_group.kind, _kept_label(t.known_group))
+                   for t in _nested(tree))
+    return (tree.known_group.kind, _kept_label(tree.known_group), groups, tuple(members))
 
 
 def _chain_link(prev: list[Node], nxt: list[Node], users: dict[str, list[str]]) -> tuple | None:
@@ -243,7 +251,7 @@ def _fold_groups(children: list, graph: Graph, users) -> list:
             out.extend(run)
             continue
         first, last = run[0], run[-1]
-        group = first.group
+        group = first.known_group
         what = {"block": group.label, "iteration": "copies"}.get(group.kind, group.kind)
         name = f"{_display_name(first.path)}–{_parts(last.path)[-1]}"
         out.append(_Fold([t.members for t in run], name, what, first.path))
@@ -316,10 +324,10 @@ def _periodic(nodes: list[Node], graph: Graph, users) -> list:
             i = j + 1
     if best is None:
         return list(nodes)
-    _, s, copies = best
-    first, last = copies[0], copies[-1]
-    end = s + len(copies) * len(first)
-    fold = _Fold(copies, f"{first[0].name} … {last[-1].name}", does(first), first[0].path)
+    _, s, chain = best
+    first, last = chain[0], chain[-1]
+    end = s + len(chain) * len(first)
+    fold = _Fold(chain, f"{first[0].name} … {last[-1].name}", does(first), first[0].path)
     return _periodic(nodes[:s], graph, users) + [fold] + _periodic(nodes[end:], graph, users)
 
 
@@ -542,16 +550,16 @@ class _DotWriter:
 
     def add_group(self, g, tree: _Tree) -> None:
         children = self.display_children(tree)
-        if len(children) == 1 and isinstance(children[0], _Stack) and tree.group.kind != "parallel":
+        if len(children) == 1 and isinstance(children[0], _Stack) and tree.known_group.kind != "parallel":
             self.add_stack(g, children[0], titled_by=tree)  # a block that is one node: no cluster
             return
-        parallel = tree.group.kind == "parallel"
+        parallel = tree.known_group.kind == "parallel"
         if parallel:
             self.parallels.append(tree)
         with g.subgraph(name=f"cluster_{tree.path}") as sub:
             sub.attr(label="<" + self.group_title(tree) + ">", style="dashed,rounded", color="#888888",
                      fontsize="11", fontname=FONT, labeljust="l", margin="8",
-                     tooltip=_plain(f"{tree.path}: {_kind_text(tree.group)}"))
+                     tooltip=_plain(f"{tree.path}: {_kind_text(tree.known_group)}"))
             self.add_children(sub, children, branches_of=tree if parallel else None)
 
     def add_branch(self, g, child, parallel: _Tree) -> None:
@@ -567,7 +575,7 @@ class _DotWriter:
                      labeljust="l", margin="6", tooltip=_plain(f"{path}: branch of {parallel.path}"))
             if isinstance(child, _Tree) and not (len(child.members) == 1 and child.members[0].path == child.path):
                 inner = self.display_children(child)
-                if child.group.kind == "branch" or len(inner) != 1 or not isinstance(inner[0], _Stack):
+                if child.known_group.kind == "branch" or len(inner) != 1 or not isinstance(inner[0], _Stack):
                     self.add_children(sub, inner)
                 else:
                     self.add_stack(sub, inner[0], titled_by=child)
@@ -575,7 +583,7 @@ class _DotWriter:
                 self.add_children(sub, [child])
 
     def group_title(self, tree: _Tree) -> str:
-        group, name = tree.group, _display_name(tree.path)
+        group, name = tree.known_group, _display_name(tree.path)
         if group.kind == "branch":
             return f"<b>{_e(does(tree.members))}</b> {_grey(name)}"
         return f"<b>{_e(name)}</b> {_grey(_kind_text(group))}"
@@ -591,7 +599,7 @@ class _DotWriter:
         layer = lookup(main.type)
         key = layer.key_params(main.args) if layer is not None else ""
         if titled_by is not None:
-            head = f"<b>{_e(_display_name(titled_by.path))}</b> {_grey(_kind_text(titled_by.group))}"
+            head = f"<b>{_e(_display_name(titled_by.path))}</b> {_grey(_kind_text(titled_by.known_group))}"
             body = f"{main.type} {key}".strip()
         else:
             head = f"<b>{_e(_display_name(main.path))}</b> {_grey(main.type)}"
@@ -629,10 +637,10 @@ class _DotWriter:
 
     def add_collapsed(self, g, tree: _Tree, branch: bool = False) -> None:
         name = _display_name(tree.path)
-        if branch or tree.group.kind == "branch":
+        if branch or tree.known_group.kind == "branch":
             head, what = f"<b>{_e(does(tree.members))}</b>", f"{name} · {_layers(len(tree.members))}"
         else:
-            head, what = f"<b>{_e(name)}</b>", f"{_kind_text(tree.group)} · {_layers(len(tree.members))}"
+            head, what = f"<b>{_e(name)}</b>", f"{_kind_text(tree.known_group)} · {_layers(len(tree.members))}"
         self.add_block_node(g, f"@{tree.path}", head, what, tree.members, f"{tree.path}: {what} (collapsed)",
                             stacked=False)
 
@@ -785,7 +793,7 @@ def graph_picture(summary, wrap: int | str = "auto", **options):
 
     if wrap != "auto" and (isinstance(wrap, bool) or not isinstance(wrap, int)):
         raise UsageError(f"wrap must be 'auto' or an integer from 1 to {MAX_WRAP}, found {wrap!r}")
-    dot = to_dot(summary, wrap=1 if wrap == "auto" else wrap, **options)
+    dot = to_dot(summary, wrap=wrap if isinstance(wrap, int) else 1, **options)
     if wrap != "auto" or find_engine() is None:
         return Picture(lazy_scene=lambda: dot_scene(dot, title=summary.name), dot=dot, formats=FORMATS,
                        write_other=lambda path, fmt: render_dot(dot, path, fmt))

@@ -62,7 +62,7 @@ def _colour(value: str | None) -> tuple[str | None, float]:
 class _Pen:
     """The drawing state xdot operations change as they go."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.stroke: str | None = "#000000"
         self.fill: str | None = None
         self.opacity = 1.0
@@ -73,7 +73,7 @@ class _Pen:
         self.bold = False
 
 
-def _items(ops: list[dict], pen: _Pen, at) -> list:
+def _items(ops: list[dict] | None, pen: _Pen, at) -> list:
     """Scene items of xdot operations; ``at`` maps Graphviz points (y up) to scene units."""
     out: list = []
     for op in ops or ():

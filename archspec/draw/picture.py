@@ -40,6 +40,7 @@ class Picture:
     @property
     def scene(self) -> Scene:
         if self._scene is None:
+            assert self._lazy is not None, "__init__ refuses a picture with neither a scene nor a way to make one"
             self._scene = self._lazy()
         return self._scene
 

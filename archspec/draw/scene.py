@@ -91,7 +91,8 @@ class Spline:
     def flat(self, per_segment: int = 12) -> list[Point]:
         out = [self.points[0]]
         for i in range(0, len(self.points) - 3, 3):
-            out.extend(Curve(*self.points[i:i + 4]).points(per_segment)[1:])
+            start, c1, c2, end = self.points[i:i + 4]
+            out.extend(Curve(start, c1, c2, end).points(per_segment)[1:])
         return out
 
 
@@ -331,9 +332,9 @@ class Scene:
                            f'{_stroke_attrs(item.stroke, item.width, item.dash, item.opacity)} '
                            'stroke-linecap="round" stroke-linejoin="round"/>')
             elif isinstance(item, Curve):
-                d = (f"M {_pts([item.start])} C {_pts([item.c1])} {_pts([item.c2])} {_pts([item.end])}")
-                out.append(f'<path d="{d}" fill="none"'
-                           f'{_stroke_attrs(item.stroke, item.width, item.dash, item.opacity)} stroke-linecap="round"/>')
+                d = f"M {_pts([item.start])} C {_pts([item.c1])} {_pts([item.c2])} {_pts([item.end])}"
+                stroke = _stroke_attrs(item.stroke, item.width, item.dash, item.opacity)
+                out.append(f'<path d="{d}" fill="none"{stroke} stroke-linecap="round"/>')
             elif isinstance(item, Spline):
                 pts = item.points
                 d = f"M {_pts(pts[:1])}" + "".join(f" C {_pts(pts[i:i + 3])}" for i in range(1, len(pts) - 2, 3))
@@ -374,7 +375,7 @@ class Scene:
         for item in self.walk():
             _draw_item(image, draw, item, f)
         if big != (out_w, out_h):
-            image = image.resize((out_w, out_h), Image.LANCZOS)
+            image = image.resize((out_w, out_h), Image.Resampling.LANCZOS)
         image.save(path, format="PNG")
         return Path(path) if isinstance(path, (str, os.PathLike)) else path
 
@@ -508,5 +509,5 @@ def _draw_text(image, draw, t: Text, f) -> None:
     layer = Image.new("RGBA", (side, side), (0, 0, 0, 0))
     c = side / 2
     ImageDraw.Draw(layer).text((c, c), text, font=fnt, fill=colour, anchor=anchor)
-    layer = layer.rotate(-t.rotate, resample=Image.BICUBIC, center=(c, c))
+    layer = layer.rotate(-t.rotate, resample=Image.Resampling.BICUBIC, center=(c, c))
     image.paste(layer, (round(x - c), round(y - c)), layer)

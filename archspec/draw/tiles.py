@@ -223,7 +223,7 @@ def render(grid: Grid):
         w, h, nearest = _fit(rgb.shape[0], rgb.shape[1], box_w, box_h)
         picture = Image.fromarray(rgb, "RGB")
         if (w, h) != picture.size:
-            picture = picture.resize((w, h), Image.NEAREST if nearest else Image.LANCZOS)
+            picture = picture.resize((w, h), Image.Resampling.NEAREST if nearest else Image.Resampling.LANCZOS)
         x0, y0 = left + (box_w - w) // 2, top + (box_h - h) // 2
         image.paste(picture, (x0, y0))
         draw.rectangle((x0 - 1, y0 - 1, x0 + w, y0 + h), outline=FRAME)

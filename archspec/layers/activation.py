@@ -1,7 +1,12 @@
-"""Element-wise activations. Which tensor each saves decides the memory autograd keeps."""
+"""Element-wise activations. Which tensor each saves decides the memory autograd keeps.
+
+Each entry names its torch.nn class; the ones added for today's mobile and ConvNeXt networks
+(relu6, hardswish, hardsigmoid, silu, gelu, mish) all differentiate from their input, so they
+keep the input, not the output, for backward.
+"""
 from __future__ import annotations
 
-from .base import Arg, Float, Int, LayerType, Saved, ShapeError, register
+from .base import Arg, Enum, Float, Int, LayerType, Saved, ShapeError, register
 
 
 class Activation(LayerType):
@@ -27,6 +32,65 @@ class ReLU(Activation):
     module = "ReLU"
     name = "relu"
     doc = "max(0, x)."
+
+
+@register
+class ReLU6(Activation):
+    module = "ReLU6"
+    name = "relu6"
+    saves = "input"  # torch computes it as hardtanh(x, 0, 6), whose backward reads the input
+    doc = "min(max(0, x), 6): ReLU capped at 6 (MobileNetV2, MNASNet). Not the same function as relu."
+
+
+@register
+class Hardswish(Activation):
+    module = "Hardswish"
+    name = "hardswish"
+    aliases = ("hard_swish",)
+    saves = "input"
+    doc = "x * relu6(x + 3) / 6, a piecewise approximation of silu (MobileNetV3)."
+
+
+@register
+class Hardsigmoid(Activation):
+    module = "Hardsigmoid"
+    name = "hardsigmoid"
+    aliases = ("hard_sigmoid",)
+    saves = "input"
+    doc = "relu6(x + 3) / 6, a piecewise approximation of sigmoid (MobileNetV3's squeeze-and-excitation gate)."
+
+
+@register
+class SiLU(Activation):
+    module = "SiLU"
+    name = "silu"
+    aliases = ("swish",)
+    saves = "input"
+    doc = "x * sigmoid(x), also called swish (EfficientNet, RegNetY)."
+
+
+@register
+class GELU(Activation):
+    module = "GELU"
+    name = "gelu"
+    saves = "input"
+    doc = "x * Phi(x), Phi the standard normal CDF (ConvNeXt); optionally its tanh approximation."
+    args = {"approximate": Arg(Enum(("none", "tanh")), "none",
+                               "none: the exact erf form; tanh: the tanh approximation (torch's approximate='tanh')")}
+
+    def torch_kwargs(self, a):
+        return {"approximate": a["approximate"]}
+
+    def key_params(self, a):
+        return "tanh" if a["approximate"] == "tanh" else ""
+
+
+@register
+class Mish(Activation):
+    module = "Mish"
+    name = "mish"
+    saves = "input"
+    doc = "x * tanh(softplus(x)) (Misra, 2019)."
 
 
 @register

@@ -151,21 +151,21 @@ PADDING_MODES = ("valid", "same", "full")
 
 @dataclass(frozen=True)
 class Padding:
-    """valid | same | full | int | [h, w] | [top, bottom, left, right] (P_h-, P_h+, P_w-, P_w+)."""
+    """valid | same | full | int | [h, w] | [top, bottom, left, right] (P_h-, P_h+, P_w-, P_w+).
+
+    ``numeric``: the sizes only, without the modes (zero_pad2d).
+    """
+
+    numeric: bool = False
 
     def schema(self) -> dict:
         n = {"type": "integer", "minimum": 0}
-        return {
-            "oneOf": [
-                {"enum": list(PADDING_MODES)},
-                n,
-                {"type": "array", "items": n, "minItems": 2, "maxItems": 2},
-                {"type": "array", "items": n, "minItems": 4, "maxItems": 4},
-            ]
-        }
+        sizes = [n, {"type": "array", "items": n, "minItems": 2, "maxItems": 2},
+                 {"type": "array", "items": n, "minItems": 4, "maxItems": 4}]
+        return {"oneOf": sizes if self.numeric else [{"enum": list(PADDING_MODES)}, *sizes]}
 
     def coerce(self, value: Any) -> str | tuple[int, int, int, int]:
-        if isinstance(value, str):
+        if isinstance(value, str) and not self.numeric:
             return Enum(PADDING_MODES).coerce(value)
         n = Int(0)
         if isinstance(value, list):
@@ -179,10 +179,24 @@ class Padding:
         try:
             p = n.coerce(value)
         except ArgError:
+            modes = "" if self.numeric else "valid, same, full, "
             raise ArgError(
-                f"expected valid, same, full, an integer, [h, w] or [top, bottom, left, right]; found {_found(value)}"
+                f"expected {modes}an integer, [h, w] or [top, bottom, left, right]; found {_found(value)}"
             ) from None
         return (p, p, p, p)
+
+
+@dataclass(frozen=True)
+class Axes:
+    """A list of axes of one sample's shape, e.g. [1, 2, 0]."""
+
+    def schema(self) -> dict:
+        return {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 1, "maxItems": 4}
+
+    def coerce(self, value: Any) -> tuple[int, ...]:
+        if not isinstance(value, list) or not 1 <= len(value) <= 4:
+            raise ArgError(f"expected a list of 1 to 4 axes like [1, 2, 0], found {_found(value)}")
+        return tuple(Int(0).coerce(v) for v in value)
 
 
 @dataclass(frozen=True)
@@ -193,7 +207,8 @@ class Kernels:
         from ..kernels import KERNELS
 
         name = {"enum": sorted(KERNELS)}
-        matrix = {"type": "array", "minItems": 1, "items": {"type": "array", "minItems": 1, "items": {"type": "number"}}}
+        row = {"type": "array", "minItems": 1, "items": {"type": "number"}}
+        matrix = {"type": "array", "minItems": 1, "items": row}
         return {"anyOf": [name, matrix, {"type": "array", "minItems": 1, "items": {"anyOf": [name, matrix]}}]}
 
     def coerce(self, value: Any):
@@ -218,7 +233,7 @@ class Arg:
         return self.default is REQUIRED
 
     def schema(self) -> dict:
-        s = {"anyOf": [self.kind.schema(), EXPRESSION_SCHEMA]}
+        s: dict[str, Any] = {"anyOf": [self.kind.schema(), EXPRESSION_SCHEMA]}
         if self.doc:
             s["description"] = self.doc
         if not self.required:
@@ -257,7 +272,8 @@ class Field:
         size, jump, start = [], [], []
         for a in range(2):
             k_eff = dilation[a] * (kernel[a] - 1) + 1
-            size.append(self.size[a] + (k_eff - 1) * self.jump[a])
+            # after an upsampling the jump is a fraction: a window then sees a whole number of pixels
+            size.append(math.ceil(self.size[a] + (k_eff - 1) * self.jump[a]))
             start.append(self.start[a] + ((k_eff - 1) / 2 - pad_before[a]) * self.jump[a])
             jump.append(self.jump[a] * stride[a])
         return Field(tuple(size), tuple(jump), tuple(start))
@@ -274,6 +290,8 @@ class Call:
     function: Any
     kwargs: dict = field(default_factory=dict)
     list_input: bool = False  # pass the inputs as one list, as torch.cat wants
+    weight: Any = None  # a tensor the compiler holds as a parameter at the node's own path and passes
+    #                     first: its state_dict key is the path itself (ConvNeXt's ...0.layer_scale)
 
 
 @dataclass(frozen=True)
@@ -311,6 +329,14 @@ def lookup(type_name: str) -> "LayerType | None":
     return REGISTRY.get(ALIASES.get(type_name, type_name))
 
 
+def lookup_known(type_name: str) -> "LayerType":
+    """The entry of a type name already checked (every node of a built graph): KeyError otherwise."""
+    layer = lookup(type_name)
+    if layer is None:
+        raise KeyError(f"unknown layer type {type_name!r}")
+    return layer
+
+
 def all_type_names() -> list[str]:
     return sorted(list(REGISTRY) + list(ALIASES))
 
@@ -329,6 +355,10 @@ class LayerType:
     ranks: ClassVar[tuple[int, ...] | None] = None  # accepted input ranks, None = any
     view: ClassVar[bool] = False  # output shares its input's storage (no new memory)
     exact_saved: ClassVar[bool] = True  # False where "saved" is an estimate of a composite op
+    example_args: ClassVar[dict] = {}  # values of required arguments for docs/layers.md's example
+    short_name: ClassVar[str] = ""  # the word diagrams print ("conv" for conv2d); "" = the name
+    glyph: ClassVar[str] = ""  # a merge drawn as a symbol in diagrams ("+" for add), "" = a box
+    affine_words: ClassVar[tuple[str, str]] = ("weights", "bias")  # what the learned pair is called
 
     @property
     def stem(self) -> str:
@@ -355,14 +385,18 @@ class LayerType:
                     out[key] = None if arg.default is None else arg.kind.coerce(arg.default)
         return out, problems
 
+    def outputs(self, a: dict) -> int:
+        """How many tensors the item gives: more than 1 for a chunk into parts (``name.0``, ``name.1``)."""
+        return 1
+
     def check_inputs(self, inputs: list[Shape]) -> None:
         if self.ranks is not None:
             for shape in inputs:
                 if len(shape) not in self.ranks:
-                    raise ShapeError(self.rank_message(shape))
+                    raise ShapeError(self.rank_message(shape, self.ranks))
 
-    def rank_message(self, shape: Shape) -> str:
-        wanted = " or ".join({1: "(features,)", 2: "(C, L)", 3: "(C, H, W)"}[r] for r in self.ranks)
+    def rank_message(self, shape: Shape, ranks: tuple[int, ...]) -> str:
+        wanted = " or ".join({1: "(features,)", 2: "(C, L)", 3: "(C, H, W)"}[r] for r in ranks)
         return f"{self.name} expects an input of shape {wanted}, found {fmt_shape(shape)}"
 
     # -- the analytic rules
@@ -393,6 +427,14 @@ class LayerType:
     def key_params(self, a: dict) -> str:
         """A short description of the arguments for tables and diagrams ("3×3 /2, 64")."""
         return ""
+
+    def label_params(self, a: dict) -> str:
+        """The arguments a diagram box prints under its shape: the key ones without what the shape shows."""
+        return self.key_params(a)
+
+    def slide_label(self, a: dict) -> str:
+        """The layer as the CS231n VGG-16 slide names it (CONV3-64, POOL2, FC); others in capitals."""
+        return self.name.upper()
 
     def schema(self) -> dict:
         s: dict = {

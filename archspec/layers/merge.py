@@ -1,7 +1,11 @@
-"""Merges of several inputs: element-wise add (residual) and channel concatenation (Inception)."""
+"""Merges of several inputs: element-wise add (residual), channel concatenation (Inception) and a
+broadcasting product (squeeze-and-excitation).
+
+Every entry of the "merge" family is also a ``merge:`` of ``parallel``: a new merge is one entry here.
+"""
 from __future__ import annotations
 
-from .base import Arg, Call, Field, Int, LayerType, ShapeError, fmt_shape, register
+from .base import Arg, Call, Field, Int, LayerType, Saved, ShapeError, fmt_shape, register
 
 
 class Merge(LayerType):
@@ -17,6 +21,7 @@ class Merge(LayerType):
 @register
 class Add(Merge):
     name = "add"
+    glyph = "+"
     doc = "Element-wise sum of inputs of equal shape (the residual connection)."
 
     def output_shape(self, a, inputs):
@@ -59,3 +64,27 @@ class Concat(Merge):
 
         rank = len(inputs[0])
         return Call(torch.cat, {"dim": a["axis"] % rank + 1}, list_input=True)  # skip the batch axis
+
+
+@register
+class Mul(Merge):
+    name = "mul"
+    aliases = ("multiply",)
+    max_inputs = 2
+    doc = ("Element-wise product of two inputs of the same rank, a size-1 axis broadcasting: a (C, 1, 1) "
+           "gate times a (C, H, W) map is squeeze-and-excitation (Hu et al., 2018).")
+
+    def output_shape(self, a, inputs):
+        first, second = inputs
+        if len(first) != len(second) or any(x != y and 1 not in (x, y) for x, y in zip(first, second)):
+            raise ShapeError(f"inputs do not broadcast: {fmt_shape(first)} and {fmt_shape(second)} (each axis "
+                             "must agree or be 1 in one of them, e.g. C×1×1 and C×H×W)")
+        return tuple(max(x, y) for x, y in zip(first, second))
+
+    def saved(self, a, inputs, out):
+        return [Saved("input", 0), Saved("input", 1)]  # each factor's gradient is the other factor
+
+    def torch(self, a, inputs, out):
+        import operator
+
+        return Call(operator.mul)

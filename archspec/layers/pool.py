@@ -16,6 +16,12 @@ class WindowPool(WindowLayer):
 
     def output_shape(self, a, inputs):
         padding, kernel = a["padding"], a["kernel"]
+        if padding == "full":  # torch's pools take at most half the kernel as padding
+            dilation = a.get("dilation", (1, 1))
+            pads = [dilation[ax] * (kernel[ax] - 1) for ax in range(2)]
+            if any(2 * p > k for p, k in zip(pads, kernel)):
+                raise ShapeError(f"padding full pads {max(pads)}, more than half the kernel "
+                                 f"{kernel[0]}×{kernel[1]}; torch's pooling refuses it")
         if isinstance(padding, tuple):
             for k, p in zip((kernel[0], kernel[0], kernel[1], kernel[1]), padding):
                 if p * 2 > k:
@@ -29,10 +35,15 @@ class WindowPool(WindowLayer):
     def saved(self, a, inputs, out):
         return [Saved("input")]
 
+    def slide_label(self, a):
+        k = a["kernel"]
+        return f"POOL{k[0] if k[0] == k[1] else f'{k[0]}x{k[1]}'}"
+
 
 @register
 class MaxPool2d(WindowPool):
     name = "maxpool2d"
+    short_name = "maxpool"
     aliases = ("maxpool",)
     doc = "Maximum over each window, per channel."
     args = {**window_args(pool=True), "dilation": Arg(Pair(), 1, "spacing between window taps")}
@@ -60,6 +71,7 @@ class MaxPool2d(WindowPool):
 @register
 class AvgPool2d(WindowPool):
     name = "avgpool2d"
+    short_name = "avgpool"
     aliases = ("avgpool",)
     doc = "Mean over each window, per channel."
     args = {**window_args(pool=True),
@@ -84,6 +96,7 @@ class AvgPool2d(WindowPool):
 @register
 class SumPool2d(WindowPool):
     name = "sumpool2d"
+    short_name = "sumpool"
     aliases = ("sumpool",)
     doc = "Sum over each window, per channel (sum pooling)."
 
@@ -125,6 +138,7 @@ class GlobalPool(LayerType):
 @register
 class GlobalAvgPool(GlobalPool):
     name = "global_avgpool"
+    short_name = "global avgpool"
     aliases = ("global_avgpool2d", "gap")
     doc = "Mean of each channel over the whole map (Keras GlobalAveragePooling2D)."
     module = "GlobalAvgPool"  # a mean over (H, W): its backward needs only the input's size, no tensor
@@ -133,6 +147,7 @@ class GlobalAvgPool(GlobalPool):
 @register
 class GlobalMaxPool(GlobalPool):
     name = "global_maxpool"
+    short_name = "global maxpool"
     aliases = ("global_maxpool2d",)
     doc = "Maximum of each channel over the whole map (Keras GlobalMaxPooling2D)."
     module = "GlobalMaxPool"
@@ -144,6 +159,7 @@ class GlobalMaxPool(GlobalPool):
 @register
 class AdaptiveAvgPool2d(LayerType):
     name = "adaptive_avgpool2d"
+    short_name = "avgpool"
     aliases = ("adaptive_avgpool",)
     family = "pool"
     prefix = "avgpool"

@@ -12,7 +12,9 @@ import math
 from .base import Arg, Enum, Field, LayerType, Padding, Pair, ShapeError, fmt_shape
 
 
-def resolve_padding(padding, size: tuple[int, int], kernel, stride, dilation) -> tuple[tuple[int, int], tuple[int, int]]:
+def resolve_padding(
+    padding, size: tuple[int, int], kernel, stride, dilation
+) -> tuple[tuple[int, int], tuple[int, int]]:
     """Padding as ((top, left), (bottom, right)) for one input size."""
     if padding == "valid":
         return (0, 0), (0, 0)
@@ -64,13 +66,15 @@ class WindowLayer(LayerType):
             n = shape[1 + ax]
             size = window_size(n, k_eff, stride[ax], before[ax], after[ax], ceil)
             if size < 1:
+                dilated = f" (dilated to {k_eff})" if k_eff != kernel[ax] else ""
+                padded = f"{shape[1] + before[0] + after[0]}×{shape[2] + before[1] + after[1]}"
                 raise ShapeError(
-                    f"kernel {fmt_shape(kernel)}{' (dilated to ' + str(k_eff) + ')' if k_eff != kernel[ax] else ''} "
-                    f"is larger than its padded input {shape[1] + before[0] + after[0]}×{shape[2] + before[1] + after[1]} "
+                    f"kernel {fmt_shape(kernel)}{dilated} is larger than its padded input {padded} "
                     f"(input {fmt_shape(shape)})"
                 )
             out.append(size)
-        return tuple(out)
+        height, width = out
+        return height, width
 
     def torch_padding(self, a: dict, shape) -> tuple[tuple[int, int] | None, tuple[int, int, int, int]]:
         """(symmetric (h, w) padding or None, (left, right, top, bottom) for F.pad when asymmetric)."""

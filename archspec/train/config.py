@@ -1,4 +1,10 @@
-"""Training options: one dataclass with a comment on each default, and the JSON Schema that checks them.
+"""Training options, each defined once: a dataclass field with its default, its help and its schema.
+
+Everything else is derived from the fields below: the JSON Schema of a spec's ``train:`` section
+and of ``--config`` files (``train_schema``), the flags of ``archspec train`` (``flag_specs``,
+turned into click options by the command), the options ``archspec.train(...)`` accepts, and the
+options table in docs/training.md (``markdown_table``, compared with the doc by a test). A new
+option is one ``option(...)`` line here.
 
 Options come, later ones winning, from the defaults below, the spec's optional ``train:`` section,
 a separate YAML file (``archspec train SPEC --config train.yaml``) and the command line. The spec's
@@ -16,11 +22,8 @@ from typing import Any
 from ..data import sources as data_sources
 from ..errors import Location, Problem, UsageError
 
-OPTIMIZERS = ("sgd", "rmsprop", "adam", "adamw")
-SCHEDULES = ("none", "step", "cosine", "onecycle")
-LOSSES = ("cross_entropy", "mae", "mse", "bce")
-METRICS = ("val_loss", "val_acc", "val_top5")
 DEVICES_RE = r"^(auto|cpu|mps|cuda(:[0-9]+)?)$"
+LOGGERS = ("tensorboard", "csv")
 AUGMENT_KEYS = {
     "rotation": ({"type": "number", "minimum": 0, "maximum": 180}, "max degrees, uniform in [-r, r]"),
     "noise": ({"type": "number", "minimum": 0, "maximum": 1}, "std of gaussian noise, in [0, 1] image units"),
@@ -31,11 +34,50 @@ AUGMENT_KEYS = {
 }
 
 
+def _number(minimum=None, exclusive=False, integer=False, maximum=None, exclusive_max=False) -> dict:
+    s: dict[str, Any] = {"type": "integer" if integer else "number"}
+    if minimum is not None:
+        s["exclusiveMinimum" if exclusive else "minimum"] = minimum
+    if maximum is not None:
+        s["exclusiveMaximum" if exclusive_max else "maximum"] = maximum
+    return s
+
+
+def _enum(*values) -> dict:
+    return {"enum": list(values)}
+
+
+def _or_auto(schema: dict) -> dict:
+    return {"anyOf": [schema, {"const": "auto"}]}
+
+
+_PATTERNS = {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}
+
+
+def option(default: Any = None, help: str = "", schema: dict | None = None, *, flag: bool = True,
+           factory: Any = None, doc_default: str | None = None):
+    """One training option: its default, one line of help, its JSON Schema; ``flag``: on the command line.
+
+    ``doc_default`` is how the docs table shows a default that is not a plain value.
+    """
+    metadata = {"help": help, "schema": schema or {}, "flag": flag, "doc_default": doc_default}
+    if factory is not None:
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+OPTIMIZERS = ("sgd", "rmsprop", "adam", "adamw")
+SCHEDULES = ("none", "step", "cosine", "onecycle")
+LOSSES = ("cross_entropy", "mae", "mse", "bce")
+METRICS = ("val_loss", "val_acc", "val_top5")
+
+
 @dataclass
 class EarlyStopping:
-    metric: str = "val_loss"  # watched after each epoch: val_loss (lower is better), val_acc, val_top5
-    patience: int = 5  # epochs without improvement before stopping
-    min_delta: float = 0.0  # an improvement smaller than this does not count
+    metric: str = option("val_loss", "watched after each epoch: val_loss (lower is better), val_acc, val_top5",
+                         _enum(*METRICS))
+    patience: int = option(5, "epochs without improvement before stopping", _number(1, integer=True))
+    min_delta: float = option(0.0, "an improvement smaller than this does not count", _number(0))
 
 
 @dataclass
@@ -45,111 +87,194 @@ class Unfreeze:
     lr_factor: float = 1.0  # and every learning rate is multiplied by this (fine-tuning wants it small)
 
 
+_UNFREEZE_SCHEMA = {"type": "array", "items": {
+    "type": "object", "required": ["epoch", "layers"], "additionalProperties": False,
+    "properties": {"epoch": _number(1, integer=True), "layers": _PATTERNS, "lr_factor": _number(0, exclusive=True)}}}
+_AUGMENT_SCHEMA = {"type": "object", "additionalProperties": False,
+                   "properties": {k: {**s, "description": d} for k, (s, d) in AUGMENT_KEYS.items()}}
+_EARLY_STOPPING_SCHEMA = {"type": ["object", "null"], "additionalProperties": False,
+                          "properties": {f.name: f.metadata["schema"] for f in dataclasses.fields(EarlyStopping)}}
+
+
 @dataclass
 class TrainConfig:
     # --- data
-    data: str | None = None  # a source of archspec.data.sources.SOURCES; None is the digits
-    val_data: str | None = None  # separate validation set; else split off `data`
-    test_data: str | None = None  # separate test set; else split off `data`
-    split: list[float] = field(default_factory=lambda: [0.7, 0.15, 0.15])  # learn/valid/test
-    bad_images: str = "stop"  # an unreadable image stops the run, or is skipped with a warning
-    augment: dict[str, Any] = field(default_factory=dict)  # rotation, noise, mirror, crop, colour_shift
-    augment_on: str = "auto"  # device (batched, where the data lives) or workers (DataLoader); auto picks
+    data: str | None = option(None, f"training data: {data_sources.syntax_list()} (~ and $VARS are expanded; "
+                              "see docs/data.md)", {"type": "string"}, doc_default="digits")
+    val_data: str | None = option(None, "a separate validation set; else split off data", {"type": "string"})
+    test_data: str | None = option(None, "a separate test set; else split off data", {"type": "string"})
+    split: list[float] = option(help="learning/validation/test fractions, summing to 1, stratified by class",
+                                schema={"type": "array", "minItems": 3, "maxItems": 3, "items": _number(0)},
+                                factory=lambda: [0.7, 0.15, 0.15])
+    bad_images: str = option("stop", "an unreadable image stops the run, or is skipped with a warning",
+                             _enum("stop", "skip"))
+    augment: dict[str, Any] = option(help="rotation, noise, mirror, crop, colour_shift (flags --augment-KEY)",
+                                     schema=_AUGMENT_SCHEMA, factory=dict, doc_default="none")
+    augment_on: str = option("auto", "device (batched, where the data lives) or workers (DataLoader); auto: device "
+                             "for data in memory, workers for files", _enum("auto", "device", "workers"))
     # --- optimisation
-    epochs: int = 20
-    batch_size: int | str = 64  # or "auto": the largest that fits, from the memory model, confirmed
-    micro_batch: int | None = None  # most images one process puts through at once; a larger share of the
-    #                                 batch is accumulated over several passes (same step; batch norm sees each pass)
-    optimizer: str = "adam"  # sgd, rmsprop, adam, adamw
-    lr: float = 1e-3
-    momentum: float | None = None  # sgd: default 0.9 (Keras examples often use 0.8); rmsprop: default 0
-    nesterov: bool = False  # sgd
-    weight_decay: float = 0.0
-    schedule: str = "none"  # none, step, cosine, onecycle
-    decay_rate: float = 0.01  # step: decay_rate, the fraction of the rate lost every step_size epochs
-    step_size: int = 1  # step: epochs between decays
-    warmup_epochs: int = 0  # linear warm-up from lr/10 before the schedule (not with onecycle)
-    loss: str = "cross_entropy"  # cross_entropy, mae, mse, bce (the last three on one-hot targets)
-    label_smoothing: float = 0.0  # cross_entropy
-    early_stopping: EarlyStopping | None = None
+    epochs: int = option(20, "epochs to train (with --resume: the new total)", _number(1, integer=True))
+    batch_size: int | str = option(64, "images per step, or auto: the largest that fits memory, no larger than "
+                                   "the data allows (see below) and, on the CPU, the fastest measured",
+                                   _or_auto(_number(1, integer=True)))
+    micro_batch: int | None = option(None, "most images one process puts through at once; a larger share of the "
+                                     "batch accumulates gradients over several passes (the same step; batch norm "
+                                     "sees each pass)", {"type": ["integer", "null"], "minimum": 1})
+    optimizer: str = option("adam", "sgd, rmsprop, adam, adamw", _enum(*OPTIMIZERS))
+    lr: float = option(1e-3, "learning rate", _number(0, exclusive=True))
+    momentum: float | None = option(None, "sgd: default 0.9; rmsprop: default 0", _number(0), doc_default="—")
+    nesterov: bool = option(False, "Nesterov momentum (sgd)", {"type": "boolean"})
+    weight_decay: float = option(0.0, "L2 penalty on the weights (decoupled with adamw)", _number(0))
+    schedule: str = option("none", "none, step, cosine, onecycle", _enum(*SCHEDULES))
+    decay_rate: float = option(0.01, "step: the fraction of the rate lost every step_size epochs",
+                               _number(0, maximum=1, exclusive_max=True))
+    step_size: int = option(1, "step: epochs between decays", _number(1, integer=True))
+    warmup_epochs: int = option(0, "linear warm-up from lr/10 before the schedule (not with onecycle)",
+                                _number(0, integer=True))
+    loss: str = option("cross_entropy", "cross_entropy, mae, mse, bce (the last three on one-hot targets)",
+                       _enum(*LOSSES))
+    label_smoothing: float = option(0.0, "cross_entropy: the weight moved from the true class to all classes",
+                                    _number(0, maximum=1, exclusive_max=True))
+    early_stopping: EarlyStopping | None = option(None, "stop when the metric has not improved for patience "
+                                                  "epochs (flags --early-stopping-KEY)", _EARLY_STOPPING_SCHEMA,
+                                                  doc_default="off")
     # --- transfer learning
-    init: str | None = None  # safetensors to start from: matching names load, the rest are listed
-    freeze: list[str] = field(default_factory=list)  # layer patterns kept fixed (fnmatch on node paths)
-    unfreeze: list[Unfreeze] = field(default_factory=list)  # phased unfreezing: [{epoch, layers, lr_factor}]
+    init: str | None = option(None, "safetensors weights to start from: matching names load, the rest are listed",
+                              {"type": "string"})
+    freeze: list[str] = option(help="layer patterns kept fixed (fnmatch on node paths; repeatable)",
+                               schema=_PATTERNS, factory=list, doc_default="none")
+    unfreeze: list[Unfreeze] = option(help="phased unfreezing: [{epoch, layers, lr_factor}] (config only)",
+                                      schema=_UNFREEZE_SCHEMA, factory=list, flag=False, doc_default="none")
     # --- hardware
-    device: str = "auto"  # auto picks cuda, then mps, then cpu
-    precision: str = "auto"  # auto: bf16 where supported, else fp16 with a grad scaler on CUDA, fp32 on CPU
-    channels_last: str = "auto"  # auto: on for CUDA
-    data_on_device: str = "auto"  # hold the whole data set on the device when it fits in `device_data_bytes`
-    device_data_bytes: int = 1 << 30
-    workers: int | str = "auto"  # DataLoader workers when data is read from files
-    compile: bool = False  # torch.compile the model
-    sync_batchnorm: bool = False  # under torchrun: batch-norm statistics of the global batch, not each process's
+    device: str = option("auto", "auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps",
+                         {"type": "string", "pattern": DEVICES_RE})
+    precision: str = option("auto", "auto: bf16 where supported, else fp16 with a gradient scaler on CUDA; fp32 on "
+                            "the CPU", _enum("auto", "bf16", "fp16", "fp32"))
+    channels_last: str | bool = option("auto", "auto: on for CUDA", _enum("auto", True, False))
+    data_on_device: str | bool = option("auto", "hold the whole data set on the device when it fits in "
+                                        "device_data_bytes", _enum("auto", True, False))
+    device_data_bytes: int = option(1 << 30, "the size under which data held in memory goes to the device",
+                                    _number(0, integer=True), flag=False, doc_default="1 GiB")
+    workers: int | str = option("auto", "DataLoader workers for images read from files; auto: one per core but "
+                                "one, at most 4", _or_auto(_number(0, integer=True)))
+    compile: bool = option(False, "torch.compile the model", {"type": "boolean"})
+    sync_batchnorm: bool = option(False, "under torchrun: batch-norm statistics of the global batch, not each "
+                                  "process's", {"type": "boolean"})
     # --- run
-    seed: int = 0  # splits, initial weights, shuffling, augmentation, dropout
-    out: str | None = None  # run folder; default runs/<spec name>
-    top_k: int = 5  # the top-k accuracy reported beside top-1
-
-
-def _number(minimum=None, exclusive=False, integer=False) -> dict:
-    s: dict[str, Any] = {"type": "integer" if integer else "number"}
-    if minimum is not None:
-        s["exclusiveMinimum" if exclusive else "minimum"] = minimum
-    return s
+    seed: int = option(0, "splits, initial weights, shuffling, augmentation, dropout", _number(0, integer=True))
+    out: str | None = option(None, "run folder; default runs/<spec name>, never over an earlier run",
+                             {"type": "string"}, doc_default="runs/NAME")
+    top_k: int = option(5, "the top-k accuracy reported beside top-1 (when there are more than k classes)",
+                        _number(1, integer=True))
+    checkpoint_every: int = option(0, "also keep the weights of every N-th epoch as epoch-N.safetensors (0: off)",
+                                   _number(0, integer=True))
+    keep_last: int = option(0, "keep only the last K of those epoch-N files (0: all)", _number(0, integer=True))
+    log: list[str] = option(help="loggers besides metrics.csv: tensorboard (event files in the run folder), "
+                            "csv (steps.csv, one row per step); repeatable",
+                            schema={"type": "array", "items": _enum(*LOGGERS), "uniqueItems": True},
+                            factory=list, doc_default="none")
+    log_every: int | str = option("auto", "steps between step logs (progress, loggers, on_step_end); auto: 1 on "
+                                  "the CPU, 20 on an accelerator (each reading waits for it)",
+                                  _or_auto(_number(1, integer=True)))
 
 
 def train_schema() -> dict:
-    """JSON Schema of the ``train:`` section and of a training YAML file."""
-    patterns = {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}
-    props: dict[str, Any] = {
-        "data": {"type": "string", "description": data_sources.syntax_list()},
-        "val_data": {"type": "string"},
-        "test_data": {"type": "string"},
-        "split": {"type": "array", "minItems": 3, "maxItems": 3, "items": _number(0),
-                  "description": "learn/validation/test fractions, summing to 1"},
-        "bad_images": {"enum": ["stop", "skip"]},
-        "augment": {"type": "object", "additionalProperties": False,
-                    "properties": {k: {**s, "description": d} for k, (s, d) in AUGMENT_KEYS.items()}},
-        "augment_on": {"enum": ["auto", "device", "workers"]},
-        "epochs": _number(1, integer=True),
-        "batch_size": {"anyOf": [_number(1, integer=True), {"const": "auto"}]},
-        "micro_batch": {"anyOf": [_number(1, integer=True), {"type": "null"}],
-                        "description": "most images per process per pass; larger shares accumulate gradients"},
-        "optimizer": {"enum": list(OPTIMIZERS)},
-        "lr": _number(0, exclusive=True),
-        "momentum": _number(0),
-        "nesterov": {"type": "boolean"},
-        "weight_decay": _number(0),
-        "schedule": {"enum": list(SCHEDULES)},
-        "decay_rate": {"type": "number", "minimum": 0, "exclusiveMaximum": 1},
-        "step_size": _number(1, integer=True),
-        "warmup_epochs": _number(0, integer=True),
-        "loss": {"enum": list(LOSSES)},
-        "label_smoothing": {"type": "number", "minimum": 0, "exclusiveMaximum": 1},
-        "early_stopping": {"type": ["object", "null"], "additionalProperties": False,
-                           "properties": {"metric": {"enum": list(METRICS)},
-                                          "patience": _number(1, integer=True), "min_delta": _number(0)}},
-        "init": {"type": "string", "description": "safetensors weights to start from (matching names)"},
-        "freeze": patterns,
-        "unfreeze": {"type": "array", "items": {
-            "type": "object", "required": ["epoch", "layers"], "additionalProperties": False,
-            "properties": {"epoch": _number(1, integer=True), "layers": patterns,
-                           "lr_factor": _number(0, exclusive=True)}}},
-        "device": {"type": "string", "pattern": DEVICES_RE},
-        "precision": {"enum": ["auto", "bf16", "fp16", "fp32"]},
-        "channels_last": {"enum": ["auto", True, False]},
-        "data_on_device": {"enum": ["auto", True, False]},
-        "device_data_bytes": _number(0, integer=True),
-        "workers": {"anyOf": [_number(0, integer=True), {"const": "auto"}]},
-        "compile": {"type": "boolean"},
-        "sync_batchnorm": {"type": "boolean", "description": "batch-norm statistics over every process's share"},
-        "seed": _number(0, integer=True),
-        "out": {"type": "string"},
-        "top_k": _number(1, integer=True),
-    }
-    assert set(props) == {f.name for f in dataclasses.fields(TrainConfig)}, "schema and TrainConfig drifted"
+    """JSON Schema of the ``train:`` section and of a training YAML file, from the fields' schemas."""
+    props = {}
+    for f in dataclasses.fields(TrainConfig):
+        schema = dict(f.metadata["schema"])
+        schema.setdefault("description", f.metadata["help"])
+        props[f.name] = schema
     return {"type": "object", "additionalProperties": False, "properties": props,
             "description": "training options for archspec train (all optional)"}
+
+
+@dataclass(frozen=True)
+class FlagSpec:
+    """One command-line flag, derived from an option (a nested one has a path of two keys)."""
+
+    flag: str  # --early-stopping-patience
+    path: tuple[str, ...]  # ("early_stopping", "patience")
+    schema: dict
+    help: str
+    multiple: bool = False  # a list option: the flag repeats
+
+    @property
+    def dest(self) -> str:
+        return "__".join(self.path)
+
+
+def _flag(path: tuple[str, ...]) -> str:
+    return "--" + "-".join(path).replace("_", "-")
+
+
+def flag_specs() -> list[FlagSpec]:
+    """The flags of ``archspec train``: one per option, one per key of augment and early_stopping."""
+    flags = []
+    for f in dataclasses.fields(TrainConfig):
+        if not f.metadata["flag"]:
+            continue
+        schema, help = f.metadata["schema"], f.metadata["help"]
+        if f.name == "augment":
+            flags += [FlagSpec(_flag(("augment", k)), ("augment", k), s, f"augmentation: {d}")
+                      for k, (s, d) in AUGMENT_KEYS.items()]
+        elif f.name == "early_stopping":
+            flags += [FlagSpec(_flag(("early_stopping", e.name)), ("early_stopping", e.name), e.metadata["schema"],
+                               f"early stopping: {e.metadata['help']} (default {e.default})")
+                      for e in dataclasses.fields(EarlyStopping)]
+        elif schema.get("type") == "array" and f.name != "split":
+            flags.append(FlagSpec(_flag((f.name,)), (f.name,), schema.get("items", {"type": "string"}), help,
+                                  multiple=True))
+        elif "anyOf" in schema and f.name == "freeze":
+            flags.append(FlagSpec(_flag((f.name,)), (f.name,), {"type": "string"}, help, multiple=True))
+        else:
+            flags.append(FlagSpec(_flag((f.name,)), (f.name,), schema, help))
+    return flags
+
+
+def options_from_flags(values: dict[str, Any]) -> dict[str, Any]:
+    """Options (nested where the flag is) from the values of the flags given, keyed by ``FlagSpec.dest``."""
+    options: dict[str, Any] = {}
+    for spec in flag_specs():
+        value = values.get(spec.dest)
+        if value is None or (spec.multiple and not value):
+            continue
+        value = list(value) if spec.multiple else value
+        if len(spec.path) == 1:
+            options[spec.path[0]] = value
+        else:
+            options.setdefault(spec.path[0], {})[spec.path[1]] = value
+    return options
+
+
+def _doc_default(f) -> str:
+    if f.metadata["doc_default"] is not None:
+        return f.metadata["doc_default"]
+    value = f.default_factory() if f.default is dataclasses.MISSING else f.default
+    if value is None:
+        return "—"
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def markdown_table() -> str:
+    """The options table of docs/training.md: key, flag, default, help."""
+    flags = {spec.path[0]: spec.flag for spec in flag_specs() if len(spec.path) == 1}
+    lines = ["| key | flag | default | what it does |", "|---|---|---|---|"]
+    for f in dataclasses.fields(TrainConfig):
+        if f.name == "augment":
+            flag = "`--augment-KEY`"
+        elif f.name == "early_stopping":
+            flag = "`--early-stopping-KEY`"
+        else:
+            flag = f"`{flags[f.name]}`" if f.name in flags else "—"
+        help = f.metadata["help"].replace("|", "\\|")
+        lines.append(f"| `{f.name}` | {flag} | {_doc_default(f)} | {help} |")
+    for e in dataclasses.fields(EarlyStopping):
+        lines.append(f"| `early_stopping.{e.name}` | `{_flag(('early_stopping', e.name))}` | {e.default} | "
+                     f"{e.metadata['help']} |")
+    for key, (_, description) in AUGMENT_KEYS.items():
+        lines.append(f"| `augment.{key}` | `{_flag(('augment', key))}` | — | {description} |")
+    return "\n".join(lines) + "\n"
 
 
 def _as_list(value) -> list[str]:
@@ -164,6 +289,8 @@ def merge(config: TrainConfig, options: dict[str, Any]) -> TrainConfig:
             continue
         if key == "augment":
             value = {**values["augment"], **value}
+        elif key == "early_stopping" and isinstance(value, dict) and isinstance(values[key], dict):
+            value = {**values[key], **value}  # --early-stopping-patience over a file's early_stopping
         values[key] = value
     es = values["early_stopping"]
     values["early_stopping"] = EarlyStopping(**es) if isinstance(es, dict) else es
@@ -214,3 +341,4 @@ def worker_count(config: TrainConfig) -> int:
 def to_dict(config: TrainConfig) -> dict[str, Any]:
     """Plain data for the run's config.yaml."""
     return dataclasses.asdict(config)
+

@@ -70,9 +70,9 @@ def init_from_env(device_type: str) -> None:
             # torchrun keeps one store for every attempt; under a prefix of its own, a restarted group
             # does not read the addresses that the processes it replaced left there (the restart count
             # agrees within a node; across nodes, `launch` gives each attempt a store instead)
-            store = torch.distributed.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]),
-                                               is_master=False, timeout=timedelta(minutes=10))
-            store = torch.distributed.PrefixStore(f"archspec/attempt-{restart_count()}", store)
+            agent_store = torch.distributed.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]),
+                                                     is_master=False, timeout=timedelta(minutes=10))
+            store = torch.distributed.PrefixStore(f"archspec/attempt-{restart_count()}", agent_store)
             torch.distributed.init_process_group(backend=backend, store=store, rank=int(os.environ["RANK"]),
                                                  world_size=int(os.environ["WORLD_SIZE"]))
         else:
@@ -185,13 +185,15 @@ class SyncBatchNorm(nn.modules.batchnorm._BatchNorm):
         y = (centred / torch.sqrt(variance + self.eps).view(shape)).to(x.dtype)
         if self.affine:
             y = y * self.weight.view(shape) + self.bias.view(shape)
-        if self.track_running_stats:
+        # torch's BatchNorm registers these buffers as None only when it keeps no running statistics
+        tracked, running_mean, running_var = self.num_batches_tracked, self.running_mean, self.running_var
+        if self.track_running_stats and tracked is not None and running_mean is not None and running_var is not None:
             with torch.no_grad():
-                self.num_batches_tracked += 1
-                momentum = (1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum)
+                tracked.add_(1)
+                momentum = (1.0 / float(tracked) if self.momentum is None else self.momentum)
                 unbiased = variance * n / (n - 1).clamp_min(1)
-                self.running_mean.mul_(1 - momentum).add_(momentum * mean.to(self.running_mean.dtype))
-                self.running_var.mul_(1 - momentum).add_(momentum * unbiased.to(self.running_var.dtype))
+                running_mean.mul_(1 - momentum).add_(momentum * mean.to(running_mean.dtype))
+                running_var.mul_(1 - momentum).add_(momentum * unbiased.to(running_var.dtype))
         return y
 
 

@@ -1,47 +1,35 @@
-"""The pictures a training run leaves behind: learning curves and the test confusion matrix.
+"""The pictures a training run leaves behind: learning curves and the test confusion matrix, drawn with matplotlib.
 
-The curves follow the usual Keras history plots: losses and accuracy per epoch,
-learning in green and validation in red, plus the learning rate, because a schedule explains
-most kinks in the curves. Both pictures are ``Scene``s, so the PNG and the SVG always agree and
-need nothing but Pillow; the axes reuse the comparison chart's tick rules (``draw/chart.py``).
-Files are written atomically: a run folder never holds half a picture.
+The curves are the Keras history plot people know: loss and accuracy per epoch, training against
+validation, plus the learning rate, because a schedule explains most kinks in the curves. The axes
+are matplotlib's: its tick locators choose round steps and its formatters print them exactly, so a
+tick at 0.25 reads "0.25" (hand-written axis code printed "0.2"). Colours are from the Okabe–Ito
+palette (Okabe & Ito, 2008, "Color Universal Design"), told apart by people with any common
+colour-vision deficiency, and the two series differ by line style and marker too. The subtitle
+names the best epoch by the rule the trainer and the terminal use (``monitor.py``).
 
+PNG, SVG or PDF by the file's suffix; written atomically: a run folder never holds half a picture.
 Robust by design, as they are drawn after every epoch: one epoch, NaN or missing values (no
 validation set, a diverged loss), all-equal values and 100 classes all give a readable picture.
+matplotlib is used through its object API (no pyplot state), so drawing is safe in any thread and
+needs no display.
 """
 from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
-from ..draw.chart import Axis, ticks, use_log
-from ..draw.scene import Circle, Group, Line, Scene, Text, rect, text_width
-from ..draw.style import GRID, INK, MUTED
 from ..errors import UsageError
+from ..files import atomic_write
+from .monitor import best_epoch as replay_best_epoch
 
-LEARNING, VALIDATION, RATE = "#008000", "#ff0000", "#1f77b4"  # matplotlib's 'g' and 'r', as in '-g', '-r'
-PANEL_W, PANEL_H = 300.0, 210.0
-LEFT, GAP, TOP, BOTTOM, RIGHT = 62.0, 74.0, 92.0, 52.0, 24.0
-MARKERS_UP_TO = 30  # epochs: with few points, dots show where each epoch is
-
-
-@dataclass(frozen=True)
-class Series:
-    label: str
-    colour: str
-    values: list[float]  # one per epoch, NaN where there is none
-
-
-@dataclass(frozen=True)
-class Panel:
-    heading: str
-    y_title: str
-    series: tuple[Series, ...]
-    legend_low: bool = False  # accuracy rises: its legend goes bottom right, out of the way
-    unit_range: bool = False  # accuracy: the axis stays inside [0, 1] when the data do
-    log_ok: bool = False  # a log axis when the values span decades (learning rates; losses stay linear, as Keras)
+TRAINING, VALIDATION, RATE = "#0072B2", "#D55E00", "#000000"  # Okabe–Ito blue, vermillion, black
+MARKERS_UP_TO = 30  # epochs: with few points, markers show where each epoch is
+COUNTS_UP_TO = 30  # classes; past this a cell is too small for its count
+FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
+METRIC_WORDS = {"val_loss": "validation loss", "val_acc": "validation accuracy", "val_top5": "validation top-k",
+                "train_loss": "training loss"}
 
 
 def _number(value) -> float:
@@ -58,273 +46,177 @@ def _finite(values) -> list[float]:
     return [v for v in values if math.isfinite(v)]
 
 
-def _runs(xs: list[float], ys: list[float]) -> list[list[tuple[float, float]]]:
-    """Consecutive finite points: a NaN breaks the line instead of being drawn as zero."""
-    runs: list[list[tuple[float, float]]] = [[]]
-    for x, y in zip(xs, ys):
-        if math.isfinite(x) and math.isfinite(y):
-            runs[-1].append((x, y))
-        elif runs[-1]:
-            runs.append([])
-    return [r for r in runs if r]
+def _figure(width: float, height: float):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width, height), dpi=100, layout="constrained")
+    FigureCanvasAgg(figure)  # draws without a display, and without pyplot's global state
+    return figure
 
 
-def _domain(values: list[float], unit_range: bool = False) -> tuple[float, float]:
-    """The data's range with a margin; a range around the value when all values are equal."""
-    finite = _finite(values)
-    if not finite:
-        return (0.0, 1.0)
-    lo, hi = min(finite), max(finite)
-    span = hi - lo
-    if span < 1e-12 * max(1.0, abs(hi)):
-        half = abs(hi) * 0.1 or 0.5
-        lo, hi = lo - half, hi + half
-    else:
-        lo, hi = lo - 0.06 * span, hi + 0.06 * span
-    if min(finite) >= 0 and lo < 0:  # losses, accuracies and rates are never negative
-        lo = 0.0
-    if unit_range and max(finite) <= 1 and hi > 1:
-        hi = 1.0
-    return lo, hi
+def _save(figure, path: str | os.PathLike) -> Path:
+    path = Path(path)
+    kind = FORMATS.get(path.suffix.lower(), "png")
+    atomic_write(path, lambda tmp: figure.savefig(tmp, format=kind, dpi=150))
+    return path
 
 
-def _tick_text(value: float, step: float) -> str:
-    if value == 0:
-        return "0"
-    if step > 0 and 1e-4 <= abs(value) < 1e6:
-        decimals = max(0, -math.floor(math.log10(step) + 1e-9))
-        return f"{value:.{decimals}f}"
-    return f"{value:.2g}"
+# ------------------------------------------------------------------ learning curves
 
 
-def _epoch_ticks(lo: float, hi: float, length: float) -> list[float]:
-    return [t for t in ticks(Axis(lo, hi, False, length)) if abs(t - round(t)) < 1e-9]
+def _epoch_axis(ax) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
+    ax.set_xlabel("epoch")
+    ax.grid(True, color="#dddddd", linewidth=0.6)
 
 
-def _panel_items(panel: Panel, epochs: list[float], x0: float, y0: float) -> list:
-    """One panel: frame, grid, ticks, the series and their legend, at (x0, y0) top left."""
-    values = [v for s in panel.series for v in s.values]
-    finite_epochs = _finite(epochs)
-    e_lo, e_hi = (min(finite_epochs), max(finite_epochs)) if finite_epochs else (1.0, 1.0)
-    if e_hi - e_lo < 1:
-        e_lo, e_hi = e_lo - 0.5, e_hi + 0.5
-    pad = (e_hi - e_lo) * 0.03
-    xaxis = Axis(e_lo - pad, e_hi + pad, False, PANEL_W)
-    finite = _finite(values)
-    log = panel.log_ok and bool(finite) and min(finite) > 0 and use_log(finite)
-    if log:
-        lo, hi = math.log10(min(finite)), math.log10(max(finite))
-        pad_y = (hi - lo) * 0.06
-        yaxis = Axis(lo - pad_y, hi + pad_y, True, PANEL_H)
-    else:
-        yaxis = Axis(*_domain(values, panel.unit_range), False, PANEL_H)
-
-    def px(e: float) -> float:
-        return x0 + xaxis(e)
-
-    def py(v: float) -> float:
-        return y0 + PANEL_H - yaxis(v)
-
-    frame: list = [Text(x0, y0 - 10, panel.heading, size=13, weight="bold", colour=INK),
-                   rect(x0, y0, PANEL_W, PANEL_H, fill="#fbfbfb", stroke=None)]
-    y_ticks = ticks(yaxis)
-    step = (y_ticks[1] - y_ticks[0]) if len(y_ticks) > 1 and not log else 0.0
-    for v in y_ticks:
-        y = py(v)
-        frame.append(Line(((x0, y), (x0 + PANEL_W, y)), stroke=GRID, width=0.8))
-        frame.append(Line(((x0 - 4, y), (x0, y)), stroke=MUTED, width=1))
-        frame.append(Text(x0 - 7, y + 3.5, _tick_text(v, step), size=9.5, anchor="end", colour=MUTED))
-    for e in _epoch_ticks(xaxis.lo, xaxis.hi, PANEL_W):
-        x = px(e)
-        frame.append(Line(((x, y0), (x, y0 + PANEL_H)), stroke=GRID, width=0.8))
-        frame.append(Line(((x, y0 + PANEL_H), (x, y0 + PANEL_H + 4)), stroke=MUTED, width=1))
-        frame.append(Text(x, y0 + PANEL_H + 16, f"{e:.0f}", size=9.5, anchor="middle", colour=MUTED))
-    frame.append(Line(((x0, y0), (x0, y0 + PANEL_H), (x0 + PANEL_W, y0 + PANEL_H)), stroke=INK, width=1.1))
-    frame.append(Text(x0 + PANEL_W / 2, y0 + PANEL_H + 36, "epoch", size=11, anchor="middle", colour=INK))
-    frame.append(Text(x0 - 46, y0 + PANEL_H / 2, panel.y_title + (" (log scale)" if log else ""), size=11,
-                      anchor="middle", colour=INK, rotate=-90))
-    items: list = [Group(tuple(frame), cls="axes", label=panel.heading)]
-
-    shown = []
-    for s in panel.series:
-        ys = [v if v > 0 or not log else math.nan for v in s.values]  # the log axis takes values
-        runs = _runs(epochs, ys)
-        if not runs:
-            continue
-        shown.append(s)
-        parts: list = []
-        for run in runs:
-            points = tuple((px(e), py(v)) for e, v in run)
-            if len(points) > 1:
-                parts.append(Line(points, stroke=s.colour, width=1.8))
-            if len(points) == 1 or len(epochs) <= MARKERS_UP_TO:
-                parts.extend(Circle(p, 2.4 if len(points) > 1 else 3.2, fill=s.colour) for p in points)
-        items.append(Group(tuple(parts), cls="series", label=s.label))
-    if not shown:
-        items.append(Text(x0 + PANEL_W / 2, y0 + PANEL_H / 2, "no values yet", size=11, anchor="middle",
-                          colour=MUTED))
-    elif len(panel.series) > 1:  # one series needs no legend: the heading names it
-        items.append(_legend(shown, x0 + PANEL_W - 8, y0 + (PANEL_H - 12 - 16 * len(shown) if panel.legend_low
-                                                              else 8)))
-    return items
+def _plot(ax, epochs, values, label, colour, dashed=False) -> bool:
+    if not _finite(values):
+        return False
+    ax.plot(epochs, values, label=label, color=colour, linestyle="--" if dashed else "-", linewidth=1.8,
+            marker=("s" if dashed else "o") if len(epochs) <= MARKERS_UP_TO else None, markersize=4)
+    return True
 
 
-def _legend(series: list[Series], right: float, top: float) -> Group:
-    width = 34 + max(text_width(s.label, 10) for s in series)
-    left = right - width
-    parts: list = [rect(left, top, width, 6 + 16 * len(series), fill="#ffffff", stroke="#cccccc", width=0.8,
-                        opacity=0.9)]
-    for i, s in enumerate(series):
-        y = top + 12 + 16 * i
-        parts.append(Line(((left + 6, y), (left + 24, y)), stroke=s.colour, width=1.8))
-        parts.append(Text(left + 29, y + 3.5, s.label, size=10, colour=INK))
-    return Group(tuple(parts), cls="legend")
+def _no_values(ax) -> None:
+    ax.text(0.5, 0.5, "no values yet", transform=ax.transAxes, ha="center", va="center", color="#777777")
 
 
-def curves_scene(rows: list[dict], title: str | None = None) -> Scene:
-    """The learning curves of ``rows`` (one dict per epoch) as a Scene of three panels."""
+def curves_figure(rows: list[dict], title: str | None = None, best_epoch: int | None = None,
+                  metric: str = "val_loss"):
+    """The learning curves of ``rows`` (one dict per epoch): loss, accuracy and learning rate panels.
+
+    ``best_epoch`` is the trainer's; without it the trainer's rule is replayed over ``rows``
+    with ``metric``.
+    """
+    from matplotlib.ticker import PercentFormatter
+
     epochs = [_number(r.get("epoch", i + 1)) for i, r in enumerate(rows)]
 
     def column(key: str) -> list[float]:
         return [_number(r.get(key)) for r in rows]
 
-    panels = [
-        Panel("Losses", "loss", (Series("learning", LEARNING, column("train_loss")),
-                                 Series("validation", VALIDATION, column("val_loss")))),
-        Panel("Accuracy", "accuracy", (Series("learning", LEARNING, column("train_acc")),
-                                       Series("validation", VALIDATION, column("val_acc"))),
-              legend_low=True, unit_range=True),
-        Panel("Learning rate", "learning rate", (Series("learning rate", RATE, column("lr")),), log_ok=True),
-    ]
-    heading = title or "Training curves"
-    items: list = [Text(LEFT, 30, heading, size=18, weight="bold", colour=INK),
-                   Text(LEFT, 50, _curves_note(rows, epochs, column), size=11, colour=MUTED)]
-    for i, panel in enumerate(panels):
-        items.extend(_panel_items(panel, epochs, LEFT + i * (PANEL_W + GAP), TOP))
-    width = LEFT + len(panels) * PANEL_W + (len(panels) - 1) * GAP + RIGHT
-    return Scene(math.ceil(width), math.ceil(TOP + PANEL_H + BOTTOM), items, title=heading)
+    figure = _figure(13, 4.2)
+    loss_ax, acc_ax, lr_ax = figure.subplots(1, 3)
+    for ax, heading, ylabel, key, percent in ((loss_ax, "Loss", "loss", "loss", False),
+                                               (acc_ax, "Accuracy", "accuracy", "acc", True)):
+        ax.set_title(heading, loc="left", fontweight="bold")
+        ax.set_ylabel(ylabel)
+        _epoch_axis(ax)
+        drawn = [_plot(ax, epochs, column(f"train_{key}"), "training", TRAINING),
+                 _plot(ax, epochs, column(f"val_{key}"), "validation", VALIDATION, dashed=True)]
+        if percent:
+            ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+        if any(drawn):
+            ax.legend(loc="lower right" if percent else "upper right", frameon=True)
+        else:
+            _no_values(ax)
+    lr_ax.set_title("Learning rate", loc="left", fontweight="bold")
+    lr_ax.set_ylabel("learning rate")
+    _epoch_axis(lr_ax)
+    rates = column("lr")
+    if _plot(lr_ax, epochs, rates, "learning rate", RATE):
+        positive = [v for v in _finite(rates) if v > 0]
+        if positive and max(positive) / min(positive) >= 10:  # spans a decade: a log axis reads it
+            lr_ax.set_yscale("log")
+            lr_ax.set_ylabel("learning rate (log scale)")
+    else:
+        _no_values(lr_ax)
+
+    best = best_epoch if best_epoch is not None else replay_best_epoch(rows, metric)
+    if best is not None:
+        for ax in (loss_ax, acc_ax):
+            ax.axvline(best, color="#777777", linestyle=":", linewidth=1)
+    figure.suptitle(title or "Training curves", x=0.01, ha="left", fontweight="bold", fontsize=14)
+    figure.text(0.01, 0.90, _curves_note(rows, column, best, metric), ha="left", fontsize=9, color="#555555",
+                transform=figure.transFigure)
+    figure.get_layout_engine().set(rect=(0, 0, 1, 0.88))
+    return figure
 
 
-def _curves_note(rows, epochs, column) -> str:
+def _curves_note(rows, column, best: int | None, metric: str) -> str:
     n = len(rows)
     note = f"{n} epoch{'s' if n != 1 else ''}"
-    val_acc = column("val_acc")
-    best = max((i for i, v in enumerate(val_acc) if math.isfinite(v)), key=lambda i: val_acc[i], default=None)
     if best is not None:
-        note += f"; best validation accuracy {val_acc[best]:.4f} at epoch {epochs[best]:.0f}"
+        row = next((r for r in rows if _number(r.get("epoch")) == best), None)
+        watched = metric if row is not None and math.isfinite(_number(row.get(metric))) else "train_loss"
+        value = _number(row.get(watched)) if row is not None else math.nan
+        shown = f" {value:.4f}" if math.isfinite(value) else ""
+        note += f"; best epoch {best} (by {METRIC_WORDS.get(watched, watched)}{shown}, dotted line)"
     loss = _finite(column("train_loss"))
     if loss:
-        note += f"; last learning loss {loss[-1]:.4g}"
+        note += f"; last training loss {loss[-1]:.4g}"
     return note
+
+
+def save_curves(rows: list[dict], path: str | os.PathLike, title: str | None = None, best_epoch: int | None = None,
+                metric: str = "val_loss") -> Path:
+    """Write the learning curves (losses, accuracy, learning rate per epoch) to ``path`` (.png, .svg, .pdf)."""
+    return _save(curves_figure(rows, title, best_epoch, metric), path)
 
 
 # ------------------------------------------------------------------ confusion matrix
 
-BLUE_0, BLUE_1 = (247, 251, 255), (8, 48, 107)  # white to dark blue (ColorBrewer "Blues" ends)
-CELL_MAX, CELL_MIN, PLOT = 44.0, 5.0, 560.0
-COUNTS_UP_TO = 30  # classes; past this a cell is too small for its count
 
-
-def _shade(t: float) -> str:
-    t = min(1.0, max(0.0, t))
-    return "#" + "".join(f"{round(a + (b - a) * t):02x}" for a, b in zip(BLUE_0, BLUE_1))
+def _check_matrix(matrix, classes) -> list[list[int]]:
+    n = len(classes)
+    if n == 0 or len(matrix) != n or any(len(row) != n for row in matrix):
+        raise UsageError(f"a confusion matrix needs {n}×{n} counts for {n} classes, "
+                         f"found {len(matrix)} rows" + (f" of {sorted({len(r) for r in matrix})}" if matrix else ""))
+    return [[int(v) for v in row] for row in matrix]
 
 
 def _clip(label: str, limit: int = 18) -> str:
     return label if len(label) <= limit else label[:limit - 1] + "…"
 
 
-def confusion_scene(matrix: list[list[int]], classes: list[str], title: str = "Confusion matrix (test)") -> Scene:
-    """Rows are true classes, columns predicted; cells shaded by their share of the row."""
+def confusion_figure(matrix: list[list[int]], classes: list[str], title: str = "Confusion matrix (test)"):
+    """Rows are true classes, columns predicted; cells shaded by their share of the row (the class's recall
+    on the diagonal), counts written in cells up to 30 classes, per-class accuracy at the right."""
+    import numpy as np
+    from matplotlib.ticker import FixedLocator, MaxNLocator
+
+    counts = _check_matrix(matrix, classes)
     n = len(classes)
-    if n == 0 or len(matrix) != n or any(len(row) != n for row in matrix):
-        raise UsageError(f"a confusion matrix needs {n}×{n} counts for {n} classes, "
-                         f"found {len(matrix)} rows" + (f" of {sorted({len(r) for r in matrix})}" if matrix else ""))
-    counts = [[int(v) for v in row] for row in matrix]
-    cell = max(CELL_MIN, min(CELL_MAX, PLOT / n))
-    label_size = max(4.0, min(11.0, cell * 0.72))
-    every = max(1, math.ceil(5.0 / cell))  # with tiny cells, label every k-th class only
-    names = [_clip(str(c)) for c in classes]
-    name_w = max(text_width(s, label_size) for s in names)
-    left = 56 + name_w + 8
-    top = 78.0
-    side = cell * n
-    rotate = n > 8 or name_w > cell - 4  # long or many names read upwards under the columns
-    bottom = 20 + (name_w if rotate else label_size) + 36
-    acc_w = 70.0
-    width, height = left + side + 12 + acc_w + 16, top + side + bottom
-
     totals = [sum(row) for row in counts]
-    correct = sum(counts[i][i] for i in range(n))
-    everything = sum(totals)
-    items: list = [Text(left, 30, title, size=18, weight="bold", colour=INK)]
-    overall = f"accuracy {100 * correct / everything:.2f}% ({correct:,} of {everything:,})" if everything else "no samples"
-    note = f"{n} classes; rows: true class, columns: predicted; shade: share of the row; {overall}"
-    items.append(Text(left, 50, note, size=11, colour=MUTED))
-    width = max(width, left + max(text_width(note, 11), text_width(title, 18, "bold")) + 16)
-
-    cells: list = []
-    texts: list = []
-    count_size = min(11.0, cell * 0.36)
-    for i, row in enumerate(counts):
-        for j, v in enumerate(row):
-            share = v / totals[i] if totals[i] else 0.0
-            x, y = left + j * cell, top + i * cell
-            cells.append(rect(x, y, cell, cell, fill=_shade(share), stroke="#ffffff" if n <= 60 else None,
-                              width=0.5))
-            if n <= COUNTS_UP_TO:
-                texts.append(Text(x + cell / 2, y + cell / 2 + count_size * 0.36, f"{v}", size=count_size,
-                                  anchor="middle", colour="#ffffff" if share > 0.5 else INK,
-                                  weight="bold" if i == j else "normal"))
-    items.append(Group(tuple(cells), cls="cells", label=f"{n}x{n}"))
-    if texts:
-        items.append(Group(tuple(texts), cls="counts"))
-    items.append(rect(left, top, side, side, fill=None, stroke="#999999", width=0.8))
-
-    labels: list = []
-    for i, name in enumerate(names):
-        if i % every:
-            continue
-        centre = i * cell + cell / 2
-        labels.append(Text(left - 6, top + centre + label_size * 0.36, name, size=label_size, anchor="end", colour=INK))
-        if rotate:
-            labels.append(Text(left + centre + label_size * 0.36, top + side + 6, name, size=label_size, anchor="end",
-                               colour=INK, rotate=-90))
-        else:
-            labels.append(Text(left + centre, top + side + 6 + label_size, name, size=label_size, anchor="middle",
-                               colour=INK))
-    labels.append(Text(left + side / 2, height - 14, "predicted class", size=12, anchor="middle", colour=INK))
-    labels.append(Text(20, top + side / 2, "true class", size=12, anchor="middle", colour=INK, rotate=-90))
-    items.append(Group(tuple(labels), cls="labels"))
-
-    # per-class accuracy (recall) at the right of each row
-    acc_x = left + side + 12
-    accuracy: list = [Text(acc_x, top - 8, "accuracy", size=10, weight="bold", colour=INK)]
-    for i in range(n):
-        if i % every:
-            continue
-        text = f"{100 * counts[i][i] / totals[i]:.1f}%" if totals[i] else "–"
-        accuracy.append(Text(acc_x, top + i * cell + cell / 2 + label_size * 0.36, text, size=label_size,
-                             colour=INK))
-    items.append(Group(tuple(accuracy), cls="accuracy"))
-    return Scene(math.ceil(width), math.ceil(height), items, title=title)
-
-
-# ------------------------------------------------------------------ files
-
-
-def _save(scene: Scene, path: str | os.PathLike) -> Path:
-    """PNG, or SVG when the name ends in .svg; atomically (Scene.save writes through atomic_write)."""
-    path = Path(path)
-    return scene.save(path, "svg" if path.suffix.lower() == ".svg" else "png")
-
-
-def save_curves(rows: list[dict], path: str | os.PathLike, title: str | None = None) -> Path:
-    """Write the learning curves (losses, accuracy, learning rate per epoch) to ``path``."""
-    return _save(curves_scene(rows, title), path)
+    shares = np.array([[v / t if t else 0.0 for v in row] for row, t in zip(counts, totals)])
+    side = min(11.0, max(4.5, 0.32 * n + 2.5))
+    figure = _figure(side + 1.6, side + 0.8)
+    ax = figure.subplots()
+    image = ax.imshow(shares, cmap="Blues", vmin=0, vmax=1, interpolation="nearest")
+    names = [_clip(str(c)) for c in classes]
+    if n <= 40:
+        ticks = list(range(n))
+    else:  # label a readable subset; MaxNLocator picks round class indices
+        ticks = [int(t) for t in MaxNLocator(nbins=20, integer=True).tick_values(0, n - 1) if 0 <= t < n]
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.yaxis.set_major_locator(FixedLocator(ticks))
+    ax.set_xticklabels([names[t] for t in ticks], rotation=90 if n > 8 or max(map(len, names)) > 4 else 0)
+    ax.set_yticklabels([names[t] for t in ticks])
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    if n <= COUNTS_UP_TO:
+        size = max(5, min(10, 160 / n))
+        for i, row in enumerate(counts):
+            for j, v in enumerate(row):
+                ax.text(j, i, str(v), ha="center", va="center", fontsize=size,
+                        color="white" if shares[i, j] > 0.5 else "#222222", gid="count")
+    accuracy_axis = ax.secondary_yaxis("right")
+    accuracy_axis.yaxis.set_major_locator(FixedLocator(ticks))
+    accuracy_axis.set_yticklabels([f"{100 * counts[t][t] / totals[t]:.1f}%" if totals[t] else "–" for t in ticks])
+    accuracy_axis.set_ylabel("accuracy of the class")
+    figure.colorbar(image, ax=ax, shrink=0.6, pad=0.12, label="share of the true class")
+    correct, everything = sum(counts[i][i] for i in range(n)), sum(totals)
+    overall = f"accuracy {100 * correct / everything:.2f}% ({correct:,} of {everything:,})" if everything else \
+        "no samples"
+    ax.set_title(f"{title}\n{n} classes; {overall}", loc="left", fontsize=11)
+    return figure
 
 
 def save_confusion(matrix: list[list[int]], classes: list[str], path: str | os.PathLike,
                    title: str = "Confusion matrix (test)") -> Path:
     """Write the confusion matrix (rows true, columns predicted) with per-class accuracy to ``path``."""
-    return _save(confusion_scene(matrix, classes, title), path)
+    return _save(confusion_figure(matrix, classes, title), path)

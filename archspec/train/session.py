@@ -18,8 +18,9 @@ from .. import pipeline
 from ..errors import ArchspecError, Location, UsageError
 from ..graph import Graph
 from ..spec import load
-from ..weights import LoadReport, load_weights, read_info, read_metadata, save_weights
+from ..weights import LoadReport, load_weights, read_info, read_metadata, resolve_weights, save_weights
 from . import distributed
+from .batch import auto_batch_size
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig, check_options, resolve, to_dict, worker_count
 from .options_file import read_options_file
@@ -91,72 +92,14 @@ def weights_metadata(graph: Graph, spec_path: str, params: dict, classes: list[s
             "archspec.seed": str(config.seed)}
 
 
-def auto_batch_size(graph: Graph, model, hardware: Hardware, config: TrainConfig, train_size: int,
-                    progress: Progress) -> int:
-    """The largest power-of-two batch whose training memory (the summary's model) fits, confirmed by a step.
-
-    On CUDA the budget is 80% of the free memory and a real forward/backward confirms it, halving
-    on out-of-memory; elsewhere it is a quarter of the available RAM, capped at 1024.
-    """
-    from ..summary import summarize_graph
-
-    dtype = "bfloat16" if hardware.amp_dtype is torch.bfloat16 else "float16" if hardware.amp_dtype else "float32"
-    if hardware.device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(hardware.device)
-        budget, cap = 0.8 * free, 1 << 16
-    else:
-        budget, cap = 0.25 * _available_ram(), 1024
-    optimizer = config.optimizer if config.optimizer != "sgd" else "momentum"
-    batch = 1
-    while batch * 2 <= min(cap, max(1, train_size)):
-        totals = summarize_graph(graph, batch=batch * 2, dtype=dtype, optimizer=optimizer).totals
-        if totals.training_bytes > budget:
-            break
-        batch *= 2
-    if hardware.device.type == "cuda":
-        batch = _confirm_batch(model, hardware, graph, batch)
-    progress.message(f"batch size auto: {batch} (from the memory model"
-                     + (", confirmed by one step)" if hardware.device.type == "cuda" else ")"))
-    return batch
-
-
-def _available_ram() -> float:
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 4 << 30
-
-
-def _confirm_batch(model, hardware: Hardware, graph: Graph, batch: int) -> int:
-    out = graph.shape_of(graph.output)
-    while batch >= 1:
-        try:
-            x = torch.randn(batch, *graph.input_shape, device=hardware.device)
-            with torch.autocast("cuda", dtype=hardware.amp_dtype or torch.float32,
-                                enabled=hardware.amp_dtype is not None):
-                y = model(x)
-            y.float().sum().backward()
-            model.zero_grad(set_to_none=True)
-            del x, y
-            torch.cuda.empty_cache()
-            return batch
-        except torch.OutOfMemoryError:
-            model.zero_grad(set_to_none=True)
-            torch.cuda.empty_cache()
-            batch //= 2
-    raise ArchspecError(f"even a batch of 1 does not fit on {hardware.device} (output {out})")
-
-
 # ------------------------------------------------------------------ train
 
 
 def train(source, options: dict[str, Any] | None = None, params: dict[str, Any] | None = None,
-          config_file: str | None = None, resume: str | None = None, progress: Progress | None = None) -> Outcome:
-    """Train a spec; ``options`` are TrainConfig fields (the command line's), ``params`` the spec's."""
+          config_file: str | None = None, resume: str | None = None, progress: Progress | None = None,
+          callbacks: list | None = None) -> Outcome:
+    """Train a spec; ``options`` are TrainConfig fields (the command line's), ``params`` the spec's;
+    ``callbacks``: ``callbacks.Callback`` objects called as training goes."""
     progress = progress or Progress()
     options = {k: v for k, v in (options or {}).items() if v is not None}
     check_options(options, Location("options"))
@@ -177,7 +120,7 @@ def train(source, options: dict[str, Any] | None = None, params: dict[str, Any] 
     if not distributed.is_main():
         progress = Progress()  # one set of lines, from rank 0
     try:
-        return _train(spec, graph, shape, params, config, hardware, run_folder, progress)
+        return _train(spec, graph, shape, params, config, hardware, run_folder, progress, callbacks or [])
     finally:
         distributed.shutdown()
 
@@ -190,7 +133,7 @@ def _resume_inputs(folder: str):
     return run.folder, saved["spec"], saved.get("params") or {}, saved["train"]
 
 
-def _train(spec, graph, shape, params, config, hardware, run_folder, progress) -> Outcome:
+def _train(spec, graph, shape, params, config, hardware, run_folder, progress, callbacks) -> Outcome:
     notes: list[str] = []
     splits = load_splits(config.data, shape, fractions=tuple(config.split), val=config.val_data,
                          test=config.test_data, bad_images=config.bad_images, seed=config.seed)
@@ -213,7 +156,8 @@ def _train(spec, graph, shape, params, config, hardware, run_folder, progress) -
     batch_size = config.batch_size
     if batch_size == "auto":
         model.to(hardware.device)
-        batch_size = auto_batch_size(graph, model, hardware, config, len(splits.train), progress)
+        batch_size, how = auto_batch_size(graph, model, hardware, config, len(splits.train))
+        progress.message(how)
         batch_size = int(distributed.broadcast_text(str(batch_size), hardware.device))  # rank 0's choice
 
     folder, resuming = _choose_folder(run_folder, Path(config.out or Path("runs") / graph.name), hardware)
@@ -247,10 +191,14 @@ def _train(spec, graph, shape, params, config, hardware, run_folder, progress) -
         run.write_metrics(trainer.history)
         from .plots import save_curves
 
-        save_curves(trainer.history, run.path("curves.png"))
+        save_curves(trainer.history, run.path("curves.png"), best_epoch=trainer.best_epoch,
+                    metric=trainer.monitor.metric)
+
+    from .loggers import run_callbacks
 
     trainer = Trainer(model, config, splits.train, splits.val, mean, std, hardware, batch_size,
-                      outputs_are_logits=logits, progress=progress, on_epoch=on_epoch)
+                      outputs_are_logits=logits, progress=progress, on_epoch=on_epoch,
+                      callbacks=run_callbacks(config, folder, metadata) + list(callbacks))
     if resuming:  # every process reads the checkpoint rank 0 found, after it said so
         checkpoint = run.path("checkpoint.safetensors")
         if not checkpoint.exists():
@@ -320,9 +268,10 @@ def _init_note(path: str, report: LoadReport) -> str:
 
 
 def _model_for(source, params, weights: str):
+    """The spec compiled with the run's ``--set`` values (from the weights' metadata), then ``params``."""
     from ..compiler import compile_graph
 
-    graph = pipeline.expand(source, params or {})
+    graph = pipeline.expand(source, {**read_info(weights).params, **(params or {})})
     model = compile_graph(graph, seed=0)
     load_weights(model, weights)
     return graph, model.train(False)
@@ -331,6 +280,7 @@ def _model_for(source, params, weights: str):
 def evaluate(source, weights: str, data: str | None = None, split: str | None = None,
              params: dict[str, Any] | None = None, options: dict[str, Any] | None = None) -> dict[str, Any]:
     """Test figures of saved weights on a data set (all of it, or one split of it as the run made it)."""
+    weights = str(resolve_weights(weights))  # a run folder: its best.safetensors
     graph, model = _model_for(source, params, weights)
     info = read_info(weights)
     classes, mean, std, meta = info.classes, info.mean, info.std, read_metadata(info.path)
@@ -365,6 +315,7 @@ def evaluate(source, weights: str, data: str | None = None, split: str | None = 
 def predict(source, weights: str, images: list[str], top: int = 5, params: dict[str, Any] | None = None,
             device: str = "auto", fit: str = "stretch") -> list[dict[str, Any]]:
     """Top-``top`` classes with probabilities for each image file, fitted as ``fit`` says (archspec.images)."""
+    weights = str(resolve_weights(weights))
     from ..images import load_image
 
     graph, model = _model_for(source, params, weights)

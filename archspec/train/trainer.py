@@ -22,8 +22,10 @@ from torch import nn
 
 from ..errors import ArchspecError, UsageError
 from .augment import Augment, AugmentedView, augment_batch
+from .callbacks import Callback
 from .config import TrainConfig, worker_count
 from ..data.labelled import LabelledImages, collate
+from .monitor import Monitor
 from . import distributed
 
 
@@ -143,9 +145,16 @@ class Tally:
             self.loss_sum, self.correct, self.correct_k, count = packed.unbind()
             self.count = int(count.item())
 
-    def results(self) -> dict[str, float]:
+    def results(self) -> dict[str, float | None]:
         n = max(self.count, 1)
-        return {"loss": float(self.loss_sum) / n, "acc": float(self.correct) / n, "top_k": float(self.correct_k) / n}
+        return {"loss": float(self.loss_sum) / n, "acc": float(self.correct) / n,
+                "top_k": float(self.correct_k) / n if self.top_k > 1 else None}
+
+
+def reported_top_k(config: TrainConfig, classes: int) -> int:
+    """The k of the top-k accuracy reported beside top-1, or 1 (none) when k classes are all or most of them:
+    with 5 guesses among 2 classes every answer is right, and "top-5 100%" would only mislead."""
+    return config.top_k if classes > config.top_k else 1
 
 
 # ------------------------------------------------------------------ batches
@@ -323,7 +332,7 @@ class Progress:
     """What the trainer tells whoever shows its progress; this default shows nothing."""
 
     def start_epoch(self, epoch: int, epochs: int, batches: int) -> None: ...
-    def advance(self) -> None: ...
+    def advance(self, logs: dict[str, Any] | None = None) -> None: ...  # logs: see Trainer._step_logs
     def end_epoch(self, row: dict[str, Any]) -> None: ...
     def message(self, text: str) -> None: ...
     def close(self) -> None: ...
@@ -356,6 +365,7 @@ class Trainer:
     outputs_are_logits: bool = True
     progress: Progress = field(default_factory=Progress)
     on_epoch: Callable[["Trainer", bool], None] | None = None
+    callbacks: list[Callback] = field(default_factory=list)  # called on rank 0, after on_epoch
 
     def __post_init__(self):
         config, hardware = self.config, self.hardware
@@ -383,8 +393,20 @@ class Trainer:
         self.epoch = 0  # epochs completed
         self.step = 0  # optimizer steps taken
         self.history: list[dict[str, Any]] = []
-        self.best: tuple[float, int] | None = None  # (value, epoch)
-        self.bad_epochs = 0
+        self.monitor = Monitor.for_config(config)  # which epoch is best, and how long since it improved
+        self.top_k = reported_top_k(config, self.classes)
+        self.log_every = config.log_every if config.log_every != "auto" else (
+            1 if hardware.device.type == "cpu" else 20)  # a reading of the running figures waits for the device
+        self.stop_reason: str | None = None  # set by stop(), from a callback
+        self.batch: tuple[torch.Tensor, torch.Tensor] | None = None  # the latest training batch
+
+    @property
+    def best_epoch(self) -> int:
+        return self.monitor.best_epoch or self.epoch
+
+    def stop(self, reason: str = "stopped by a callback") -> None:
+        """Ask training to stop after the current epoch (Keras' ``model.stop_training = True``)."""
+        self.stop_reason = reason
 
     # --------------------------------------------------------------- state
 
@@ -395,8 +417,9 @@ class Trainer:
             rng["cuda"] = torch.cuda.get_rng_state(self.hardware.device)
         return {"epoch": self.epoch, "step": self.step, "model": self.model.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "scaler": self.scaler.state_dict(), "rng": rng,
-                "history": self.history, "best": list(self.best) if self.best else None,
-                "bad_epochs": self.bad_epochs,
+                "history": self.history,
+                "best": [self.monitor.best_score, self.monitor.best_epoch] if self.monitor.best_epoch else None,
+                "bad_epochs": self.monitor.bad_epochs,
                 "trainable": [n for n, p in self.model.named_parameters() if p.requires_grad]}
 
     def load_state(self, state: dict[str, Any]) -> None:
@@ -415,35 +438,66 @@ class Trainer:
             torch.cuda.set_rng_state(state["rng"]["cuda"], self.hardware.device)
         self.epoch, self.step = int(state["epoch"]), int(state["step"])
         self.history = list(state["history"])
-        self.best = tuple(state["best"]) if state["best"] else None
-        self.bad_epochs = int(state["bad_epochs"])
+        if state["best"]:
+            self.monitor.best_score, self.monitor.best_epoch = float(state["best"][0]), int(state["best"][1])
+        self.monitor.bad_epochs = int(state["bad_epochs"])
 
     # --------------------------------------------------------------- the loop
 
     def fit(self) -> Result:
         config = self.config
         stopped = "completed"
+        main = distributed.is_main()
         try:
+            if self._patience_spent():  # a resumed run that had stopped early stays stopped
+                stopped = self._early_stop_text(self.epoch)
+                self.progress.message(f"{stopped}; not training further")
+                return Result(self.history, self.best_epoch, stopped)
+            for callback in self.callbacks if main else ():
+                callback.on_train_begin(self)
             for epoch in range(self.epoch + 1, config.epochs + 1):
                 self._enter_phase(epoch)
                 row = self._train_epoch(epoch)
                 row.update(self._validate())
                 self.epoch = epoch
                 self.history.append(row)
-                is_best = self._track_best(row)
-                if self.on_epoch and distributed.is_main():
+                is_best = self.monitor.update(row)
+                if self.on_epoch and main:
                     self.on_epoch(self, is_best)
+                for callback in self.callbacks if main else ():
+                    callback.on_epoch_end(self, row)
                 self.progress.end_epoch(row)
-                if config.early_stopping and self.bad_epochs >= config.early_stopping.patience:
-                    stopped = (f"early stopping at epoch {epoch}: {config.early_stopping.metric} has not improved "
-                               f"for {self.bad_epochs} epochs")
+                if self._patience_spent():
+                    stopped = self._early_stop_text(epoch)
+                elif self._stop_requested():
+                    stopped = f"{self.stop_reason or 'stopped by a callback'} at epoch {epoch}"
+                if stopped != "completed":
                     self.progress.message(stopped)
                     break
         except KeyboardInterrupt:
             raise Interrupted(f"interrupted during epoch {self.epoch + 1}") from None
         finally:
             self.progress.close()
-        return Result(self.history, self.best[1] if self.best else self.epoch, stopped)
+        result = Result(self.history, self.best_epoch, stopped)
+        for callback in self.callbacks if main else ():
+            callback.on_train_end(self, result)
+        return result
+
+    def _patience_spent(self) -> bool:
+        es = self.config.early_stopping
+        return bool(es) and self.monitor.bad_epochs >= es.patience
+
+    def _early_stop_text(self, epoch: int) -> str:
+        return (f"early stopping at epoch {epoch}: {self.monitor.metric} has not improved "
+                f"for {self.monitor.bad_epochs} epochs")
+
+    def _stop_requested(self) -> bool:
+        """Whether a callback asked to stop; under torchrun, whether one did on rank 0 (all agree)."""
+        if distributed.world_size() == 1:
+            return self.stop_reason is not None
+        flag = torch.tensor([float(self.stop_reason is not None)], device=self.hardware.device)
+        distributed.all_reduce(flag)
+        return bool(flag.item())
 
     def _enter_phase(self, epoch: int) -> None:
         for phase in self.config.unfreeze:
@@ -469,6 +523,8 @@ class Trainer:
         check_every = 1 if hardware.device.type == "cpu" else 20  # a check waits for the device
         lr = self._set_lr()
         started = time.perf_counter()
+        batches = len(self.train_batches)
+        main = distributed.is_main()
         for i, (images, labels, size) in enumerate(self.train_batches.epoch(epoch, self.shuffle,
                                                                             self.augment_generator)):
             lr = self._set_lr()
@@ -480,7 +536,14 @@ class Trainer:
             self.scaler.update()
             self.step += 1
             tally.add(loss, outputs, labels)
-            self.progress.advance()
+            self.batch = images, labels  # for loggers: what the model saw, (B, C, H, W) normalised
+            if i == 0 or (i + 1) % self.log_every == 0 or i + 1 == batches:
+                logs = self._step_logs(epoch, i + 1, batches, loss, tally, lr, started)
+                self.progress.advance(logs)
+                for callback in self.callbacks if main else ():
+                    callback.on_step_end(self, logs)
+            else:
+                self.progress.advance()
         if hardware.device.type == "cuda":
             torch.cuda.synchronize(hardware.device)
         seconds = time.perf_counter() - started
@@ -528,6 +591,16 @@ class Trainer:
         raise NonFiniteLoss(f"the loss became {float(loss.detach())} at epoch {epoch}, batch {batch + 1}: training stopped "
                             f"and {kept}; try a lower learning rate (now {self.config.lr:g})")
 
+    def _step_logs(self, epoch: int, batch: int, batches: int, loss: torch.Tensor, tally: "Tally", lr: float,
+                   started: float) -> dict[str, Any]:
+        """What a step reports (this process's share): its loss, the epoch's running figures, the rate."""
+        seconds = time.perf_counter() - started
+        count = max(tally.count, 1)
+        return {"epoch": epoch, "batch": batch, "batches": batches, "step": self.step,
+                "loss": float(loss.detach()), "running_loss": float(tally.loss_sum) / count,
+                "running_acc": float(tally.correct) / count, "lr": lr,
+                "images_per_s": tally.count / seconds if seconds > 0 else None}
+
     @torch.no_grad()
     def _validate(self) -> dict[str, Any]:
         if len(self.val) == 0:
@@ -541,7 +614,7 @@ class Trainer:
         """Loss, accuracy, top-k and (optionally) the confusion matrix over one split."""
         hardware = self.hardware
         self.model.train(False)
-        tally = Tally(self.classes, self.config.top_k, hardware.device)
+        tally = Tally(self.classes, self.top_k, hardware.device)
         for images, labels, _ in batches.epoch(0, self.shuffle, None):
             if labels.numel() == 0:
                 continue
@@ -564,22 +637,7 @@ class Trainer:
         matrix = figures["confusion"]
         per_class = {name: (row[i] / sum(row) if sum(row) else None)
                      for i, (name, row) in enumerate(zip(test.classes, matrix))}
-        return {"images": figures["count"], "loss": figures["loss"], "accuracy": figures["acc"],
-                f"top{self.config.top_k}_accuracy": figures["top_k"], "per_class_accuracy": per_class,
-                "classes": list(test.classes), "confusion": matrix}
-
-    def _track_best(self, row: dict[str, Any]) -> bool:
-        es = self.config.early_stopping
-        metric = es.metric if es else "val_loss"
-        value = row.get(metric)
-        if value is None:  # no validation split: the latest epoch is the best we know
-            value, metric = row["train_loss"], "val_loss"
-        lower_is_better = metric == "val_loss"
-        score = value if lower_is_better else -value
-        min_delta = es.min_delta if es else 0.0
-        if self.best is None or score < self.best[0] - min_delta:
-            self.best = (score, row["epoch"])
-            self.bad_epochs = 0
-            return True
-        self.bad_epochs += 1
-        return False
+        report = {"images": figures["count"], "loss": figures["loss"], "accuracy": figures["acc"]}
+        if self.top_k > 1:
+            report[f"top{self.top_k}_accuracy"] = figures["top_k"]
+        return {**report, "per_class_accuracy": per_class, "classes": list(test.classes), "confusion": matrix}
