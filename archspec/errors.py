@@ -1,7 +1,31 @@
 """One exception family for every user mistake, each carrying where it happened."""
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, field
+
+# Characters a terminal would act on instead of showing: C0/C1 controls (ESC starts colour and
+# cursor sequences), format characters (U+202E reverses the text that follows) and line separators.
+_SHOWN_AS_IS = {"\n", "\t"}
+
+
+def printable(text: str) -> str:
+    """``text`` safe to print to a terminal: every control or format character written as an escape.
+
+    Every message archspec prints goes through ``Problem`` (or this function directly), so a name,
+    path or value read from a file cannot recolour, move or reorder what the terminal shows.
+    """
+    text = str(text)
+    if text.isprintable():
+        return text
+    out = []
+    for ch in text:
+        if ch in _SHOWN_AS_IS or ch.isprintable() or unicodedata.category(ch) == "Zs":
+            out.append(ch)
+        else:
+            code = ord(ch)
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
+    return "".join(out)
 
 
 @dataclass(frozen=True)
@@ -16,10 +40,10 @@ class Location:
 
     def __str__(self) -> str:
         if self.line and self.col:
-            return f"{self.file}:{self.line}:{self.col}"
+            return f"{printable(self.file)}:{self.line}:{self.col}"
         if self.line:  # a row of a data file: no column to point at
-            return f"{self.file}:{self.line}"
-        return self.file
+            return f"{printable(self.file)}:{self.line}"
+        return printable(self.file)
 
 
 @dataclass(frozen=True)
@@ -33,7 +57,7 @@ class Problem:
     def __str__(self) -> str:
         where = f"{self.location}: " if self.location else ""
         what = f"{self.node}: " if self.node else ""
-        return f"{where}error: {what}{self.message}"
+        return f"{where}error: {printable(what)}{printable(self.message)}"
 
 
 class ArchspecError(Exception):

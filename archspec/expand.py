@@ -106,7 +106,7 @@ class _SpecExpander:
             params=params,
             doc=str(data.get("doc") or ""),
             source=str(data.get("source") or ""),
-            metadata=dict(data.get("metadata") or {}),
+            metadata=dict(data["metadata"]) if isinstance(data.get("metadata"), dict) else {},
             file=self.ex.spec.file,
         )
 

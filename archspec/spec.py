@@ -16,6 +16,8 @@ from .layers import lookup
 from .text import did_you_mean
 from .vocabulary import reserved_words
 
+IMPORT_SUFFIXES = {".yaml", ".yml"}
+
 
 @dataclass
 class BlockDef:
@@ -133,6 +135,10 @@ def _collect_blocks(spec: Spec, document: Document, problems: Collector, stack: 
             where = document.locate(("imports", i))
             if not isinstance(entry, str):
                 continue  # the schema check reports the wrong type
+            if ("/" in entry or "\\" in entry or Path(entry).suffix) and Path(entry).suffix.lower() not in IMPORT_SUFFIXES:
+                # only YAML files are read: a spec cannot make archspec open (and quote) any other file
+                problems.add(f"cannot import '{entry}': imports are block libraries in .yaml or .yml files", where)
+                continue
             target = _import_target(here, entry)
             chain = stack + ((document.path,) if document.path else ())
             if target in chain or target == document.path:

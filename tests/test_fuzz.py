@@ -17,11 +17,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 import archspec
 from archspec.errors import ArchspecError, Problem
+from fuzzing import fuzz
 from shared_specs import RESNET_BASIC_BLOCK
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -240,8 +241,7 @@ def mutated_texts(draw) -> str:
     return text
 
 
-FUZZ = settings(max_examples=300, deadline=None, derandomize=True,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+FUZZ = fuzz(300)
 
 
 def test_the_bases_are_valid():

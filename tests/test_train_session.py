@@ -116,7 +116,7 @@ def test_resume_after_ctrl_c_ends_like_an_uninterrupted_run(tiny, tmp_path):
 
 
 def test_resume_needs_a_run_folder(tmp_path):
-    with pytest.raises(UsageError, match="no checkpoint.safetensors"):
+    with pytest.raises(UsageError, match="no config.yaml"):
         session.train(None, resume=str(tmp_path))
 
 
@@ -225,3 +225,103 @@ def test_on_a_gpu_bf16_channels_last_and_auto_batch(tiny, tmp_path):
 def test_api_options_are_checked_like_the_yaml(tiny):
     with pytest.raises(UsageError, match="epochs"):
         session.train(tiny, {"epochs": 0})
+
+
+# ------------------------------------------------------------------ interrupted at any moment, resumed exactly
+
+
+class StopAtStart(Progress):
+    """A signal as the first epoch starts: only the run folder's first files exist."""
+
+    def __init__(self, signum=None):
+        self.signum = signum
+
+    def start_epoch(self, epoch, epochs, batches):
+        if self.signum is None:
+            raise KeyboardInterrupt
+        import os
+
+        os.kill(os.getpid(), self.signum)
+
+
+KEYS = ("train_loss", "train_acc", "val_loss", "val_acc")
+
+
+def _figures(history):
+    return [[r[k] for k in KEYS] for r in history]
+
+
+def test_a_run_stopped_before_its_first_epoch_resumes_to_the_same_result(tiny, tmp_path):
+    options = {**FAST, "epochs": 2}
+    whole = session.train(tiny, {**options, "out": str(tmp_path / "whole")})
+    with pytest.raises(Interrupted, match="--resume") as caught:
+        session.train(tiny, {**options, "out": str(tmp_path / "cut")}, progress=StopAtStart())
+    assert caught.value.signal == 2 and "error:" not in caught.value.problem.message
+    assert (tmp_path / "cut" / "checkpoint.safetensors").is_file()  # the state before epoch 1
+    resumed = session.train(None, resume=str(tmp_path / "cut"))
+    assert _figures(resumed.history) == _figures(whole.history)
+
+
+def test_sigterm_stops_like_ctrl_c_and_says_so(tiny, tmp_path):
+    import signal
+
+    with pytest.raises(Interrupted, match="--resume") as caught:
+        session.train(tiny, {**FAST, "epochs": 1, "out": str(tmp_path / "r")}, progress=StopAtStart(signal.SIGTERM))
+    assert caught.value.signal == signal.SIGTERM
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is taken down again
+
+
+def test_a_run_folder_without_a_checkpoint_resumes_from_scratch(tiny, tmp_path):
+    whole = session.train(tiny, {**FAST, "epochs": 1, "out": str(tmp_path / "whole")})
+    with pytest.raises(Interrupted):
+        session.train(tiny, {**FAST, "epochs": 1, "out": str(tmp_path / "cut")}, progress=StopAtStart())
+    (tmp_path / "cut" / "checkpoint.safetensors").unlink()  # as if killed before it was written
+    resumed = session.train(None, resume=str(tmp_path / "cut"))
+    assert _figures(resumed.history) == _figures(whole.history)
+
+
+def test_resume_refuses_options_that_would_make_another_run(trained):
+    _, outcome = trained
+    with pytest.raises(UsageError, match="--lr, --seed would make it another run"):
+        session.train(None, {"lr": 0.5, "seed": 3}, resume=str(outcome.run))
+    with pytest.raises(UsageError, match="--set"):
+        session.train(None, params={"classes": 3}, resume=str(outcome.run))
+
+
+def test_resume_with_more_epochs_trains_on(tiny, tmp_path):
+    first = session.train(tiny, {**FAST, "epochs": 1, "out": str(tmp_path / "r")})
+    more = session.train(None, {"epochs": 2}, resume=str(first.run))
+    assert [r["epoch"] for r in more.history] == [1, 2]
+    with pytest.raises(UsageError, match="already trained 2 epochs"):
+        session.train(None, {"epochs": 1}, resume=str(first.run))
+
+
+class Notes(Progress):
+    def __init__(self):
+        self.notes = []
+
+    def message(self, text):
+        self.notes.append(text)
+
+
+def test_resume_uses_the_spec_as_trained_from_any_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "tiny.yaml").write_text(TINY)
+    with pytest.raises(Interrupted):
+        session.train("tiny.yaml", {**FAST, "epochs": 1, "out": "r"}, progress=StopAtStart())
+    (tmp_path / "tiny.yaml").write_text(TINY.replace("out: 8, kernel: 3", "out: 6, kernel: 3"))  # a shape change
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    notes = Notes()
+    resumed = session.train(None, resume=str(tmp_path / "r"), progress=notes)
+    assert [r["epoch"] for r in resumed.history] == [1]
+    assert any("has changed since this run started" in n for n in notes.notes)
+
+
+def test_a_spec_name_never_leads_outside_runs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "evil.yaml").write_text(TINY.replace("name: tiny", "name: ../../escaped"))
+    outcome = session.train("evil.yaml", {**FAST, "epochs": 1})
+    assert outcome.run.resolve().parent == (tmp_path / "runs").resolve()
+    assert not (tmp_path.parent / "escaped").exists()

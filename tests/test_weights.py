@@ -8,6 +8,7 @@ import io
 import json
 import os
 import struct
+import textwrap
 import tokenize
 import tracemalloc
 from pathlib import Path
@@ -19,7 +20,7 @@ pytest.importorskip("safetensors")
 
 import archspec  # noqa: E402
 from archspec.errors import ArchspecError, LimitError, SpecError  # noqa: E402
-from archspec.files import atomic_write
+from archspec.files import WriteError, atomic_write
 from archspec.weights import LoadReport, load_weights, read_header, save_weights  # noqa: E402
 
 PACKAGE = Path(archspec.__file__).resolve().parent
@@ -359,14 +360,13 @@ def test_atomic_write_interrupted_leaves_nothing(tmp_path):
 
 
 def test_save_weights_failure_leaves_no_temp_file(tmp_path, small, monkeypatch):
-    import safetensors.torch
+    import archspec.weights
 
-    def broken_save(state, filename, metadata=None):
-        Path(filename).write_bytes(b"partial")
+    def full_disk(fd):  # the data was written, its flush to the disk fails as on a full disk
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(safetensors.torch, "save_file", broken_save)
-    with pytest.raises(OSError):
+    monkeypatch.setattr(archspec.weights.os, "fsync", full_disk)
+    with pytest.raises(WriteError, match="cannot write this file: No space left on device"):
         save_weights(small, tmp_path / "out" / "w.safetensors")
     assert list((tmp_path / "out").iterdir()) == []
 
@@ -434,3 +434,105 @@ def test_the_check_catches_pickle():
     assert ("pickle", "loads") in _code_names("from x import y\npickle.loads(b)\n")
     assert ("torch", "load") in _code_names("x = torch.load(f)\n")
     assert not any("pickle" in n for n in _code_names('"""no pickle"""\n# pickle\n'))
+
+
+# ------------------------------------------------------------------ files from strangers: layout, checksum, contents
+
+
+def safetensors_bytes(header: dict, data: bytes) -> bytes:
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    return struct.pack("<Q", len(text)) + text + data
+
+
+def two_tensors(first=(0, 16), second=(16, 32), data=bytes(32)) -> bytes:
+    return safetensors_bytes({"a": {"dtype": "F32", "shape": [4], "data_offsets": list(first)},
+                              "b": {"dtype": "F32", "shape": [4], "data_offsets": list(second)}}, data)
+
+
+@pytest.mark.parametrize("blob, message", [
+    (two_tensors(data=bytes(40)), "8 bytes after the last tensor"),
+    (two_tensors(second=(24, 40), data=bytes(40)), "tensor 'b' leaves a gap before it"),
+    (two_tensors(second=(8, 24), data=bytes(32)), "tensor 'b' overlaps the one before it"),
+    (safetensors_bytes({"a": {"dtype": "F32", "shape": [True], "data_offsets": [0, 4]}}, bytes(4)), "offsets do not add up"),
+    (struct.pack("<Q", 200_000) + b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+    (struct.pack("<Q", 100_007) + b'{"a":' + b"[" * 100_000 + b"  ", "nested too deeply"),
+], ids=["trailing-bytes", "gap", "overlap", "bool-shape", "deep-header", "deep-unbalanced"])
+def test_a_bad_layout_is_one_message(tmp_path, blob, message):
+    path = tmp_path / "w.safetensors"
+    path.write_bytes(blob)
+    with pytest.raises(ArchspecError, match=message):
+        read_header(path)
+
+
+def test_a_fifo_is_refused_without_waiting(tmp_path):
+    path = tmp_path / "w.safetensors"
+    os.mkfifo(path)  # opening a FIFO for reading would block until a writer came
+    with pytest.raises(ArchspecError, match="not a regular file"):
+        read_header(path)
+
+
+def test_a_flipped_byte_fails_the_checksum(tmp_path, small):
+    path = save_weights(small, tmp_path / "w.safetensors")
+    raw = bytearray(path.read_bytes())
+    raw[-3] ^= 0x10
+    path.write_bytes(bytes(raw))
+    with pytest.raises(ArchspecError, match="does not match the checksum"):
+        read_header(path)
+
+
+def _rewrite(path, change):
+    raw = path.read_bytes()
+    (n,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8:8 + n])
+    data = change(header, raw[8 + n:])
+    header["__metadata__"].pop("archspec.sha256", None)  # a hand edit loses the checksum
+    path.write_bytes(safetensors_bytes(header, data))
+
+
+def test_weights_full_of_nan_are_refused(tmp_path, small):
+    with torch.no_grad():
+        small.fc.weight.fill_(float("nan"))
+    path = save_weights(small, tmp_path / "w.safetensors")
+    fresh = archspec.build(archspec.loads(textwrap.dedent(SMALL)), seed=1)
+    with pytest.raises(SpecError, match="tensor fc.weight holds NaN or infinite values"):
+        load_weights(fresh, path)
+
+
+def test_a_tensor_relabelled_as_int32_is_refused(tmp_path, small):
+    path = save_weights(small, tmp_path / "w.safetensors")
+
+    def relabel(header, data):
+        header["fc.weight"]["dtype"] = "I32"  # same size, so the layout still adds up
+        return data
+
+    _rewrite(path, relabel)
+    with pytest.raises(SpecError, match="tensor of another kind: fc.weight: file has I32, model has float32"):
+        load_weights(small, path)
+
+
+@pytest.mark.parametrize("entries, message", [
+    ({"archspec.mean": "[0.5, 0.5]", "archspec.std": "[1, 1]"}, "archspec.mean has 2 values for an input of 3 channels"),
+    ({"archspec.mean": "[0.5, 0.5]"}, r"archspec.mean and archspec.std differ in length \(2 and 3\)"),
+    ({"archspec.classes": '["a", "b"]'}, "archspec.classes names 2 classes; the spec's output has 5"),
+    ({"archspec.seed": "abc"}, "archspec.seed is malformed"),
+    ({"archspec.split": '"garbage"'}, "archspec.split is malformed"),
+    ({"archspec.split": "[0.5, 0.6, 0.1]"}, "archspec.split is malformed"),
+    ({"archspec.name": "lenet5"}, "trained for the spec 'lenet5' .*not for 'small'"),
+])
+def test_trainer_metadata_is_checked_against_the_spec(tmp_path, small, entries, message):
+    from archspec.weights import read_info
+
+    path = save_weights(small, tmp_path / "w.safetensors", {"archspec.mean": "[0.5, 0.5, 0.5]",
+                                                            "archspec.std": "[1, 1, 1]", **entries})
+    graph = archspec.expand(archspec.loads(textwrap.dedent(SMALL)))
+    with pytest.raises(ArchspecError, match=message):
+        read_info(path).check_fits(graph)
+
+
+def test_json_depth_is_measured_without_parsing():
+    from archspec.weights import json_depth_within
+
+    assert json_depth_within(b'{"a": [[1], {"b": "[[[[[["}]}', 3)
+    assert not json_depth_within(b"[" * 10 + b"]" * 10, 5)
+    assert not json_depth_within(b"[" * 100_000, 64)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import math
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 import archspec
 from archspec.layers import REGISTRY, Field, ShapeError
 from archspec.layers.window import resolve_padding, window_size
+from fuzzing import fuzz
 
 
 def textbook_size(H: int, K: int, P_top: int, P_bottom: int, S: int) -> int:
@@ -50,7 +51,7 @@ def test_layer_uses_the_formula(H, K, top, bottom, S, expected):
     assert conv.output_shape(args, [(1, H, 5)]) == (1, expected, 5)
 
 
-@settings(max_examples=200, deadline=None, derandomize=True)
+@fuzz(200)
 @given(H=st.integers(1, 64), K=st.integers(1, 9), top=st.integers(0, 4), bottom=st.integers(0, 4),
        S=st.integers(1, 5), D=st.integers(1, 3))
 def test_formula_with_dilation(H, K, top, bottom, S, D):
@@ -190,7 +191,7 @@ def test_field_start_with_padding():
     assert f.window((3, 3), (1, 1), (0, 0), (2, 2)) == Field((5, 5), (1, 1), (2.5, 2.5))
 
 
-@settings(max_examples=25, deadline=None, derandomize=True)
+@fuzz(25)
 @given(st.lists(st.tuples(st.integers(1, 4), st.integers(1, 2), st.integers(0, 2), st.integers(1, 2)),
                 min_size=1, max_size=4))
 def test_field_matches_torch_gradient(layers):

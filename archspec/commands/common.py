@@ -5,6 +5,7 @@ A user mistake prints one located message per problem, never a traceback.
 """
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import sys
@@ -12,7 +13,7 @@ import warnings
 
 import click
 
-from ..errors import ArchspecError, UsageError
+from ..errors import ArchspecError, Location, UsageError
 
 EXIT_SPEC, EXIT_USAGE = 1, 2
 
@@ -61,6 +62,11 @@ def user_errors(command):
         except BrokenPipeError:  # `archspec summary x | head`
             sys.stderr.close()
             sys.exit(0)
+        except OSError as exc:  # a write outside atomic_write: a full disk or quota is the user's to fix
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS):
+                raise
+            report(ArchspecError(f"cannot write: {exc.strerror}", Location(str(exc.filename or "output"))))
+            sys.exit(EXIT_SPEC)
 
     return wrapper
 

@@ -163,8 +163,11 @@ def train(spec, config_file, resume, devices, nodes, node_rank, master, max_rest
     progress = RichProgress(console()) if sys.stdout.isatty() else PlainProgress()
     try:
         outcome = session.train(spec, options, parse_overrides(overrides), config_file, resume, progress)
-    except Interrupted as exc:
+    except Interrupted as exc:  # Ctrl-C or SIGTERM: saved, with the command that resumes
         report(exc)
+        sys.exit(128 + getattr(exc, "signal", 2))
+    except KeyboardInterrupt:  # a second Ctrl-C while the first was being handled
+        click.echo("error: interrupted again while saving; the last checkpoint is whole", err=True)
         sys.exit(130)
     if not launched_as_main():  # the other processes of a torchrun group: rank 0 speaks for them
         return

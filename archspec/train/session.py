@@ -16,16 +16,17 @@ import torch
 
 from .. import pipeline
 from ..errors import ArchspecError, Location, UsageError
+from ..files import WriteError
 from ..graph import Graph
 from ..spec import load
-from ..weights import LoadReport, load_weights, read_info, read_metadata, resolve_weights, save_weights
+from ..weights import LoadReport, load_weights, read_info, resolve_weights, save_weights
 from . import distributed
 from .batch import auto_batch_size
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import check_training_state, load_checkpoint, save_checkpoint
 from .config import TrainConfig, check_options, resolve, to_dict, worker_count
 from .options_file import read_options_file
 from ..data.loading import Splits, channel_stats, load_splits, open_data
-from .runs import Run, folder_of_launch, fresh_folder
+from .runs import Run, folder_name, folder_of_launch
 from .trainer import Hardware, Interrupted, NonFiniteLoss, Progress, Trainer, pick_hardware, set_trainable
 
 HOST_MEMORY_BYTES = 4 << 30  # file-backed data smaller than this is decoded once and kept in memory
@@ -89,51 +90,142 @@ def weights_metadata(graph: Graph, spec_path: str, params: dict, classes: list[s
             "archspec.classes": json.dumps(list(classes)), "archspec.mean": json.dumps(mean),
             "archspec.std": json.dumps(std), "archspec.input": json.dumps(list(graph.input_shape)),
             "archspec.data": config.data or "digits", "archspec.split": json.dumps(config.split),
-            "archspec.seed": str(config.seed)}
+            "archspec.seed": str(config.seed), "archspec.name": graph.name}
 
 
 # ------------------------------------------------------------------ train
+
+
+# options a resumed run may change without making it another run: how long, and where it computes
+RESUMABLE_OPTIONS = ("epochs", "device", "precision", "workers", "compile")
+SIGNAL_NAMES = {2: "Ctrl-C (SIGINT)", 15: "SIGTERM"}
 
 
 def train(source, options: dict[str, Any] | None = None, params: dict[str, Any] | None = None,
           config_file: str | None = None, resume: str | None = None, progress: Progress | None = None,
           callbacks: list | None = None) -> Outcome:
     """Train a spec; ``options`` are TrainConfig fields (the command line's), ``params`` the spec's;
-    ``callbacks``: ``callbacks.Callback`` objects called as training goes."""
+    ``callbacks``: ``callbacks.Callback`` objects called as training goes.
+
+    SIGINT and SIGTERM stop the run the same way: the last checkpoint stays, the weights so far are
+    saved, and ``Interrupted`` (whose ``signal`` gives the exit code 128 + N) says how to resume.
+    """
     progress = progress or Progress()
     options = {k: v for k, v in (options or {}).items() if v is not None}
     check_options(options, Location("options"))
-    run_folder = None
-    if resume:
-        run_folder, source, params, saved_options = _resume_inputs(resume)
-        options = {**saved_options, **{k: v for k, v in options.items() if k in ("epochs",)}}
-        config_file = None
-    spec = load(source)
-    params = dict(params or {})
-    graph = pipeline.expand(spec, params)
-    shape = image_shape(graph)
-    section = spec.data.get("train") if isinstance(spec.data, dict) else None
-    config = resolve(section, read_options_file(config_file) if config_file else None, options)
+    held: list[Run] = []  # run folders whose lock this call holds, released when it returns
+    with StopSignals() as signals:
+        try:
+            run = None
+            if resume:
+                run, source, params, options = _resume_inputs(resume, source, options, params, config_file, progress)
+                held.append(run)
+                config_file = None
+            spec = load(source)
+            params = dict(params or {})
+            graph = pipeline.expand(spec, params)
+            shape = image_shape(graph)
+            section = spec.data.get("train") if isinstance(spec.data, dict) else None
+            config = resolve(section, read_options_file(config_file) if config_file else None, options)
 
-    hardware = pick_hardware(config, distributed.local_rank())
-    distributed.init_from_env(hardware.device.type)
-    if not distributed.is_main():
-        progress = Progress()  # one set of lines, from rank 0
-    try:
-        return _train(spec, graph, shape, params, config, hardware, run_folder, progress, callbacks or [])
-    finally:
-        distributed.shutdown()
+            hardware = pick_hardware(config, distributed.local_rank())
+            distributed.init_from_env(hardware.device.type)
+            if not distributed.is_main():
+                progress = Progress()  # one set of lines, from rank 0
+            try:
+                return _train(spec, graph, shape, params, config, hardware, run, progress, held,
+                              callbacks or [])
+            finally:
+                distributed.shutdown()
+        except Interrupted as exc:
+            exc.signal = signals.received or 2
+            raise
+        except KeyboardInterrupt:
+            where = f"; continue with archspec train --resume {resume}" if resume else (
+                "before its run folder was made: nothing was saved, start it again")
+            stopped = Interrupted(f"stopped by {SIGNAL_NAMES.get(signals.received, 'Ctrl-C')} {where}")
+            stopped.signal = signals.received or 2
+            raise stopped from None
+        finally:
+            for run in held:
+                run.unlock()
 
 
-def _resume_inputs(folder: str):
+class StopSignals:
+    """While training, SIGTERM (what schedulers, ``timeout`` and container stops send) stops the run
+    like Ctrl-C: both raise KeyboardInterrupt in the main thread, and ``received`` says which came."""
+
+    def __init__(self):
+        self.received: int | None = None
+        self.previous: dict[int, Any] = {}
+
+    def _handle(self, signum, frame):
+        self.received = self.received or signum
+        raise KeyboardInterrupt
+
+    def __enter__(self) -> "StopSignals":
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self.previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        import signal
+
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+
+
+def _resume_inputs(folder: str, source, options: dict[str, Any], params, config_file, progress: Progress):
+    """The locked run, its spec copy, params and options, after refusing options that would make it
+    another run."""
     run = Run(Path(folder))
-    if not run.path("checkpoint.safetensors").exists() or not run.path("config.yaml").exists():
-        raise UsageError(f"--resume {folder}: no checkpoint.safetensors and config.yaml there")
+    where = Location(str(folder))
+    if not run.path("config.yaml").is_file():
+        raise UsageError("not a run folder archspec can resume: it has no config.yaml", where)
+    changed = sorted(k for k in options if k not in RESUMABLE_OPTIONS)
+    if changed or params or config_file:
+        given = [f"--{k.replace('_', '-')}" for k in changed] + (["--set"] if params else []) + (
+            ["--config"] if config_file else [])
+        raise UsageError(f"--resume continues a run as it was configured; {', '.join(given)} would make it another "
+                         f"run (only {', '.join('--' + k for k in RESUMABLE_OPTIONS)} may change; start a new run, "
+                         "perhaps with --init from this run's weights)", where)
+    if distributed.launched_as_main():  # one process holds the folder; under torchrun the others follow it
+        run.lock()
+        for leftover in run.clean():
+            progress.message(f"removed {leftover.name}, left by an interrupted write")
     saved = run.read_config()
-    return run.folder, saved["spec"], saved.get("params") or {}, saved["train"]
+    if saved.get("spec_copy"):
+        spec = run.path(saved["spec_copy"])
+        _report_spec_changes(run, saved, progress)
+    else:  # a run folder from before spec copies: the spec where it was, relative to the folder's parent too
+        spec = Path(saved["spec"])
+        if not spec.is_absolute() and not spec.is_file() and (run.folder.parent / spec).is_file():
+            spec = run.folder.parent / spec
+    if source is not None and Path(str(source)).resolve() != Path(saved["spec"]).resolve():
+        raise UsageError(f"--resume trains this run's own spec ({saved['spec']}); leave out the SPEC argument", where)
+    train_options = {k: v for k, v in saved["train"].items() if v is not None}
+    check_options(train_options, Location(str(run.path("config.yaml"))))
+    return run, str(spec), saved["params"], {**train_options, **options}
 
 
-def _train(spec, graph, shape, params, config, hardware, run_folder, progress, callbacks) -> Outcome:
+def _report_spec_changes(run: Run, saved: dict[str, Any], progress: Progress) -> None:
+    original = Path(saved["spec"])
+    copy = run.path(saved["spec_copy"])
+    try:
+        differs = original.is_file() and original.read_bytes() != copy.read_bytes()
+    except OSError:
+        differs = False
+    if differs:
+        progress.message(f"note: {original} has changed since this run started; resuming with the spec as "
+                         f"trained ({copy})")
+
+
+def _train(spec, graph, shape, params, config, hardware, resumed: Run | None, progress, held: list[Run],
+           callbacks: list) -> Outcome:
     notes: list[str] = []
     splits = load_splits(config.data, shape, fractions=tuple(config.split), val=config.val_data,
                          test=config.test_data, bad_images=config.bad_images, seed=config.seed)
@@ -160,28 +252,9 @@ def _train(spec, graph, shape, params, config, hardware, run_folder, progress, c
         progress.message(how)
         batch_size = int(distributed.broadcast_text(str(batch_size), hardware.device))  # rank 0's choice
 
-    folder, resuming = _choose_folder(run_folder, Path(config.out or Path("runs") / graph.name), hardware)
-    run = Run(folder)
-    spec_path = str(spec.file)
+    spec_path = str(Path(spec.file).resolve()) if spec.document.path else spec.file
     metadata = weights_metadata(graph, spec_path, params, classes, mean, std, config)
-    if distributed.is_main() and not resuming:
-        run.write_config({
-            "spec": spec_path, "name": graph.name, "params": params, "input": list(shape),
-            "classes": list(classes), "normalize": {"mean": mean, "std": std},
-            "data": {"train": len(splits.train), "val": len(splits.val), "test": len(splits.test),
-                     "origin": splits.train.origin},
-            "hardware": {"device": str(hardware.device), "precision": hardware.precision,
-                         "channels_last": hardware.channels_last, "processes": distributed.world_size(),
-                         "batch_size": batch_size},
-            "train": to_dict(config),
-            "launch": {"id": distributed.run_id()},
-            "versions": {"torch": str(torch.__version__)},
-        })
-    for note in notes:
-        progress.message(note)
-    progress.message(f"run folder: {folder}  ({len(splits.train)} learning / {len(splits.val)} validation / "
-                     f"{len(splits.test)} test images, {len(classes)} classes; {hardware.device}, "
-                     f"{hardware.precision}, batch {batch_size})")
+    run: Run | None = resumed
 
     def on_epoch(trainer: Trainer, is_best: bool) -> None:
         if is_best:
@@ -198,24 +271,90 @@ def _train(spec, graph, shape, params, config, hardware, run_folder, progress, c
 
     trainer = Trainer(model, config, splits.train, splits.val, mean, std, hardware, batch_size,
                       outputs_are_logits=logits, progress=progress, on_epoch=on_epoch,
-                      callbacks=run_callbacks(config, folder, metadata) + list(callbacks))
-    if resuming:  # every process reads the checkpoint rank 0 found, after it said so
-        checkpoint = run.path("checkpoint.safetensors")
-        if not checkpoint.exists():
-            raise ArchspecError(f"rank {distributed.rank()} cannot see {checkpoint}, which rank 0 resumes from: "
-                                "the run folder must be on storage every node sees (--out)", Location(str(checkpoint)))
-        trainer.load_state(load_checkpoint(checkpoint))
+                      callbacks=list(callbacks))  # the run's own come once its folder exists
+    wanted = Path(config.out) if config.out else Path("runs") / folder_name(graph.name)
+    if resumed is None and distributed.run_id():  # an elastic restart, or a preempted job started again
+        found = folder_of_launch(wanted, distributed.run_id()) if distributed.is_main() else None
+        found = distributed.broadcast_text(str(found or ""), hardware.device)
+        if found:
+            resumed = Run(Path(found))
+            if distributed.is_main():
+                resumed.lock()
+                held.append(resumed)
+                resumed.clean()
+    has_checkpoint = resumed is not None and distributed.broadcast_text(
+        str(distributed.is_main() and resumed.path("checkpoint.safetensors").exists()), hardware.device) == "True"
+    if has_checkpoint and not resumed.path("checkpoint.safetensors").exists():
+        checkpoint = resumed.path("checkpoint.safetensors")
+        raise ArchspecError(f"rank {distributed.rank()} cannot see {checkpoint}, which rank 0 resumes from: "
+                            "the run folder must be on storage every node sees (--out)", Location(str(checkpoint)))
+    if has_checkpoint:
+        state = load_checkpoint(resumed.path("checkpoint.safetensors"))
+        check_training_state(state, trainer.model, trainer.optimizer, Location(str(resumed.path("checkpoint.safetensors"))))
+        trainer.load_state(state)
+        if trainer.epoch > config.epochs:
+            raise UsageError(f"this run has already trained {trainer.epoch} epochs; give --epochs above that to "
+                             "train on", Location(str(resumed.folder)))
         progress.message(f"resuming after epoch {trainer.epoch} of {config.epochs}"
                          + (f" (restart {distributed.restart_count()})" if distributed.restart_count() else ""))
-    try:
-        result = trainer.fit()
-    except Interrupted as exc:
+    elif resumed is not None:
+        progress.message("resuming from the start (no epoch had finished): same seed, same run")
+
+    def first_files(draft: Run) -> None:  # everything a run needs to be resumed, before its first epoch
+        copy = draft.copy_spec(spec)
+        draft.write_config({
+            "spec": spec_path, "spec_copy": copy, "spec_files": draft.spec_digests(),
+            "name": graph.name, "params": params, "input": list(shape),
+            "classes": list(classes), "normalize": {"mean": mean, "std": std},
+            "data": {"train": len(splits.train), "val": len(splits.val), "test": len(splits.test),
+                     "origin": splits.train.origin},
+            "hardware": {"device": str(hardware.device), "precision": hardware.precision,
+                         "channels_last": hardware.channels_last, "processes": distributed.world_size(),
+                         "batch_size": batch_size},
+            "train": to_dict(config),
+            "launch": {"id": distributed.run_id()},
+            "versions": {"torch": str(torch.__version__)},
+        })
+        save_checkpoint(draft.path("checkpoint.safetensors"), trainer.state())
+        draft.write_metrics([])
+
+    run = resumed
+    if run is None:
+        folder = ""
         if distributed.is_main():
-            save_weights(trainer.model, run.path("interrupted.safetensors"), metadata)
-        raise Interrupted(f"{exc}: weights saved to {run.path('interrupted.safetensors')}; continue with "
-                          f"archspec train --resume {folder} (from the end of epoch {trainer.epoch})") from None
+            run = Run.create(wanted, first_files)
+            held.append(run)
+            folder = str(run.folder)
+        folder = Path(distributed.broadcast_text(folder, hardware.device))
+        run = run or Run(folder)
+    folder = run.folder
+    trainer.callbacks = run_callbacks(config, folder, metadata) + trainer.callbacks
+    resume_hint = f"continue with archspec train --resume {folder}"
+    try:
+        for note in notes:
+            progress.message(note)
+        progress.message(f"run folder: {folder}  ({len(splits.train)} learning / {len(splits.val)} validation / "
+                         f"{len(splits.test)} test images, {len(classes)} classes; {hardware.device}, "
+                         f"{hardware.precision}, batch {batch_size})")
+        try:
+            result = trainer.fit()
+        except KeyboardInterrupt:  # between epochs, outside the loop's own handler
+            raise Interrupted(f"interrupted after epoch {trainer.epoch}") from None
+    except Interrupted as exc:
+        saved = ""
+        if distributed.is_main():
+            try:
+                save_weights(trainer.model, run.path("interrupted.safetensors"), metadata)
+                saved = f": weights saved to {run.path('interrupted.safetensors')}"
+            except (WriteError, KeyboardInterrupt):
+                saved = ": the weights of the unfinished epoch could not be saved"
+        raise Interrupted(f"{exc.problem.message}{saved}; {resume_hint} (from the end of epoch {trainer.epoch})") \
+            from None
     except NonFiniteLoss as exc:
         raise NonFiniteLoss(f"{exc.problem.message}; run folder {folder}") from None
+    except WriteError as exc:
+        raise WriteError(f"{exc.problem.message}; the last checkpoint (epoch {trainer.epoch}) is whole: free some "
+                         f"space, then {resume_hint}", exc.problem.location) from None
 
     test_report = None
     # rank 0 wrote the best weights: it alone looks for them, reads them and hands them to the others
@@ -237,23 +376,6 @@ def _train(spec, graph, shape, params, config, hardware, run_folder, progress, c
     return Outcome(folder, result.history, result.best_epoch, result.stopped, test_report, init_report, notes)
 
 
-def _choose_folder(run_folder: Path | None, wanted: Path, hardware: Hardware) -> tuple[Path, bool]:
-    """(run folder, resume from its checkpoint?), decided by rank 0 and the same on every process.
-
-    ``--resume`` names the folder; otherwise a launch that carries an id (torchrun's
-    TORCHELASTIC_RUN_ID) continues the folder it started, after an elastic restart or a
-    preempted job started again, from its last checkpoint when there is one.
-    """
-    folder, resuming = run_folder, run_folder is not None
-    if distributed.is_main():
-        if folder is None and distributed.run_id():
-            folder = folder_of_launch(wanted, distributed.run_id())
-            resuming = folder is not None and folder.joinpath("checkpoint.safetensors").exists()
-        folder = folder or fresh_folder(wanted)
-    decided = distributed.broadcast_text(f"{int(resuming)}{folder}", hardware.device)
-    return Path(decided[1:]), decided[0] == "1"
-
-
 def _init_note(path: str, report: LoadReport) -> str:
     lines = [f"init {path}: loaded {len(report.loaded)} tensors"]
     for label, names in (("kept their initial values (not in the file)", report.missing),
@@ -272,6 +394,7 @@ def _model_for(source, params, weights: str):
     from ..compiler import compile_graph
 
     graph = pipeline.expand(source, {**read_info(weights).params, **(params or {})})
+    read_info(weights).check_fits(graph)  # the trainer's metadata fits this spec before any tensor is read
     model = compile_graph(graph, seed=0)
     load_weights(model, weights)
     return graph, model.train(False)
@@ -283,14 +406,14 @@ def evaluate(source, weights: str, data: str | None = None, split: str | None = 
     weights = str(resolve_weights(weights))  # a run folder: its best.safetensors
     graph, model = _model_for(source, params, weights)
     info = read_info(weights)
-    classes, mean, std, meta = info.classes, info.mean, info.std, read_metadata(info.path)
+    classes, mean, std = info.classes, info.mean, info.std
     config = resolve(None, None, {k: v for k, v in (options or {}).items() if v is not None})
     shape = image_shape(graph)
     if data is None:  # the run's own held-out split, cut exactly as training cut it
-        data = meta.get("archspec.data")
+        data = info.data
         split = split or "test"
-        fractions = tuple(json.loads(meta.get("archspec.split", "[0.7, 0.15, 0.15]")))
-        seed = int(meta.get("archspec.seed", 0))
+        fractions = info.split or (0.7, 0.15, 0.15)
+        seed = info.seed or 0
         splits = load_splits(data, shape, fractions=fractions, seed=seed)
         dataset = getattr(splits, split)
     else:
