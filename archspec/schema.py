@@ -76,7 +76,8 @@ def build_schema() -> dict:
         "additionalProperties": False,
         "properties": {
             "archspec": {"const": 1, "description": "spec language version"},
-            "name": {"type": "string"},
+            "name": {"type": "string", "minLength": 1,
+                     "description": "the network's name: the compiled class, the run folder"},
             "doc": {"type": "string"},
             "source": {"type": "string", "description": "where the architecture comes from"},
             "metadata": {"type": "object", "properties": METADATA_KEYS},
@@ -293,6 +294,8 @@ def _problem(document: Document, error) -> Problem:
         if all(words):
             return Problem(f"{key}expected {' or '.join(dict.fromkeys(words))}, found {found}", where)
         return Problem(f"{key}unexpected value {found}", where)
+    if v == "minLength" and error.validator_value == 1:
+        return Problem(f"{key}expected a non-empty string", where)
     if v in ("minItems", "maxItems"):
         n = error.validator_value
         if path == ("input",):
