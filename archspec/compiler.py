@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .errors import LimitError
 from .graph import INPUT, Graph
 from .layers import lookup_known
 from .layers.base import Call
@@ -20,11 +21,30 @@ def compile_graph(graph: Graph, seed: int | None = None):
     """
     import torch
 
+    _refuse_what_does_not_fit(graph)
     if seed is None:
         return _compile(graph)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return _compile(graph)
+
+
+def _refuse_what_does_not_fit(graph: Graph) -> None:
+    """The weights are counted before any is allocated: a spec from a stranger may ask for terabytes."""
+    from .machine import available_memory
+    from .render import size
+    from .summary import summarize_graph
+
+    summary = summarize_graph(graph)
+    needed = summary.totals.param_bytes + summary.totals.buffer_bytes  # float32, as compiled
+    available = available_memory()
+    if available is None or needed <= available:
+        return
+    params = {row.path: row.params for row in summary.rows}
+    largest = max(graph.nodes, key=lambda n: params.get(n.path, 0))
+    raise LimitError(f"the model's parameters and buffers take {size(needed)} in float32 (the largest layer is "
+                     f"{largest.path}), more than the {size(available)} of memory available; archspec refuses "
+                     "to allocate them", largest.location)
 
 
 def _compile(graph: Graph):

@@ -48,8 +48,12 @@ def size(nbytes: int) -> str:
 
 
 def giga(n: int, scale_of: int | None = None) -> str:
-    """2 decimals in G (or M for small networks); ``scale_of`` picks the unit so figures compare."""
-    return f"{n / 1e9:.2f} G" if (scale_of if scale_of is not None else n) >= 1e7 else f"{n / 1e6:.2f} M"
+    """2 decimals in G (or M for small networks, plain below 10,000, where 0.00 M would hide the
+    figure); ``scale_of`` picks the unit so figures compare."""
+    scale = scale_of if scale_of is not None else n
+    if scale >= 1e7:
+        return f"{n / 1e9:.2f} G"
+    return f"{n / 1e6:.2f} M" if scale >= 1e4 else f"{n:,} "
 
 
 def shape_text(shape) -> str:

@@ -76,7 +76,8 @@ def build_schema() -> dict:
         "additionalProperties": False,
         "properties": {
             "archspec": {"const": 1, "description": "spec language version"},
-            "name": {"type": "string"},
+            "name": {"type": "string", "minLength": 1,
+                     "description": "the network's name: the compiled class, the run folder"},
             "doc": {"type": "string"},
             "source": {"type": "string", "description": "where the architecture comes from"},
             "metadata": {"type": "object", "properties": METADATA_KEYS},
@@ -169,11 +170,11 @@ def _located(document: Document, validator) -> list[Problem]:
     seen: set[tuple] = set()
     for error in validator.iter_errors(document.data):
         for leaf in _leaves(error):
-            problem = _problem(document, leaf)
-            key = (problem.location, problem.message)
-            if key not in seen:
-                seen.add(key)
-                problems.append(problem)
+            for problem in _problems(document, leaf):
+                key = (problem.location, problem.message)
+                if key not in seen:
+                    seen.add(key)
+                    problems.append(problem)
     problems.sort(key=lambda p: (p.location.line, p.location.col) if p.location else (0, 0))
     return problems
 
@@ -235,6 +236,23 @@ def _arg_message(document: Document, path: tuple) -> str | None:
     return None
 
 
+def _problems(document: Document, error) -> list[Problem]:
+    """One problem per mistake: a mapping with three unknown keys gets three messages."""
+    if error.validator == "additionalProperties":
+        return _unknown_keys(document, error)
+    return [_problem(document, error)]
+
+
+def _unknown_keys(document: Document, error) -> list[Problem]:
+    path = tuple(error.absolute_path)
+    allowed = list(error.schema.get("properties", {}))
+    extras = [k for k in error.instance if k not in allowed] or [""]
+    context = f" in {path[-1]}" if path and isinstance(path[-1], str) else ""
+    return [Problem(f"unknown key '{key}'{context}" + did_you_mean(key, allowed)
+                    + (f"; expected one of {', '.join(allowed)}" if len(allowed) <= 14 else ""),
+                    document.locate(path + (key,), key=True)) for key in extras]
+
+
 def _problem(document: Document, error) -> Problem:
     path = tuple(error.absolute_path)
     where = document.locate(path)
@@ -245,13 +263,7 @@ def _problem(document: Document, error) -> Problem:
     if path and path[-1] == "shortcut" and not isinstance(error.instance, list):
         return Problem(f"{SHORTCUT_MESSAGE}, found {_found(error.instance)}", where)
     if v == "additionalProperties":
-        allowed = list(error.schema.get("properties", {}))
-        extras = [k for k in error.instance if k not in allowed]
-        key = extras[0] if extras else ""
-        context = f" in {path[-1]}" if path and isinstance(path[-1], str) else ""
-        return Problem(f"unknown key '{key}'{context}" + did_you_mean(key, allowed)
-                       + (f"; expected one of {', '.join(allowed)}" if len(allowed) <= 14 else ""),
-                       document.locate(path + (key,), key=True))
+        return _unknown_keys(document, error)[0]
     key = f"{path[-1]}: " if path and isinstance(path[-1], str) else (
         f"{path[-2]}: " if len(path) > 1 and isinstance(path[-2], str) else "")
     if v == "required":
@@ -270,7 +282,10 @@ def _problem(document: Document, error) -> Problem:
         return Problem(message, where)
     found = _found(error.instance)
     if v == "type" and path == ():
-        return Problem(f"a spec is a YAML mapping (archspec: 1, input: [...], layers: [...]), found {found}", where)
+        # not the value itself: a file that is not a spec (/etc/passwd) must not be echoed
+        kind = {str: "a string", int: "an integer", float: "a number", bool: "true or false",
+                list: "a list"}.get(type(error.instance), "something else")
+        return Problem(f"a spec is a YAML mapping (archspec: 1, input: [...], layers: [...]), found {kind}", where)
     if v == "type":
         if len(path) > 1 and isinstance(path[-1], str) and isinstance(path[-2], int) and lookup(path[-1]):
             return Problem(args_not_mapping(path[-1], error.instance), where)  # conv2d: 16
@@ -294,6 +309,8 @@ def _problem(document: Document, error) -> Problem:
         if len(named) == len(words):
             return Problem(f"{key}expected {' or '.join(dict.fromkeys(named))}, found {found}", where)
         return Problem(f"{key}unexpected value {found}", where)
+    if v == "minLength" and error.validator_value == 1:
+        return Problem(f"{key}expected a non-empty string", where)
     if v in ("minItems", "maxItems"):
         n = error.validator_value
         if path == ("input",):

@@ -289,3 +289,15 @@ def test_identity_nodes_produce_no_module(spec_file):
             meta = next(n for n in gm.graph.nodes if n.name == fx_name(node.path)).meta["tensor_meta"]
             assert tuple(meta.shape) == (2, *node.shape)
     assert math.prod(graph.node("skip").shape) == 8 * 16 * 16
+
+
+def test_weights_that_cannot_fit_are_refused_before_allocating(spec_file, monkeypatch):
+    import archspec.machine as machine
+
+    monkeypatch.setattr(machine, "available_memory", lambda: 1 << 20)  # 1 MiB available
+    path = spec_file("archspec: 1\ninput: [1, 32, 32]\nlayers: [flatten, {linear: {out: 512}, name: fc1}]\n")
+    with pytest.raises(archspec.LimitError) as info:
+        archspec.build(path)
+    message = str(info.value)
+    assert "2.00 MiB in float32 (the largest layer is fc1)" in message and "1.00 MiB of memory available" in message
+    assert info.value.problems[0].location.line == 3

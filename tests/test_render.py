@@ -252,3 +252,10 @@ def test_html_table_is_what_a_notebook_shows():
     assert [tr.get("id") for tr in ids][:2] == ["row-input", f"row-{s.rows[0].path}"]
     odd = archspec.loads("archspec: 1\nname: 'a<b>&c'\ninput: [4]\nlayers: [{linear: {out: 2}}]\n")
     assert "a&lt;b&gt;&amp;c" in archspec.summarize(odd)._repr_html_()
+
+
+def test_tiny_mac_counts_are_written_in_full_not_as_zero_millions():
+    from archspec.render import giga
+
+    assert giga(288) == "288 " and giga(576, scale_of=288) == "576 "
+    assert giga(416_520) == "0.42 M" and giga(15_470_000_000) == "15.47 G"

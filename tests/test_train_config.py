@@ -6,7 +6,7 @@ import dataclasses
 import pytest
 
 from archspec import api
-from archspec.errors import SpecError, UsageError
+from archspec.errors import Location, SpecError, UsageError
 from archspec.train.config import TrainConfig, check_options, resolve, train_schema
 from archspec.train.options_file import read_options_file
 
@@ -103,3 +103,10 @@ def test_flags_become_nested_options():
                        "freeze": ["c1"]}
     config = resolve({"early_stopping": {"metric": "val_acc"}}, None, options)
     assert config.early_stopping.metric == "val_acc" and config.early_stopping.patience == 2  # merged key by key
+
+
+@pytest.mark.parametrize("name, value", [("lr", float("nan")), ("weight_decay", float("inf"))])
+def test_non_finite_numbers_are_refused(name, value):
+    with pytest.raises(UsageError) as info:
+        check_options({name: value}, Location("options"))
+    assert f"{name}: expected a finite number, found {value}" in str(info.value)

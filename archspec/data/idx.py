@@ -215,7 +215,7 @@ def read_header(path: str, ndim: int) -> _Header:
             if magic[3] != ndim:
                 raise ArchspecError(f"idx file has {magic[3]} dimensions, expected {ndim}", where)
             header = f.read(4 * ndim)
-    except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as exc:  # zlib.error: a corrupt deflate stream
+    except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError; a corrupt stream, zlib.error
         raise ArchspecError(f"cannot read idx file: {describe(exc)}", where) from None
     if len(header) < 4 * ndim:
         raise ArchspecError("truncated idx file (incomplete header)", where)
@@ -252,7 +252,7 @@ def read_payload(header: _Header) -> bytearray:
                     break
                 got += n
             longer = bool(f.read(1)) if got == header.size else False
-    except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as exc:  # zlib.error: a corrupt deflate stream
+    except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError; a corrupt stream, zlib.error
         raise ArchspecError(f"cannot read idx file: {describe(exc)}", where) from None
     if got < header.size:
         raise ArchspecError(f"truncated idx file: its header declares {header.size:,} bytes of data, "

@@ -12,7 +12,6 @@ with a warning (``"skip"``).
 """
 from __future__ import annotations
 
-import os
 import warnings
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -21,6 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..machine import available_memory
 from ..errors import ArchspecError, LimitError, Location, UsageError
 from ..images import ImageError, ImageLimitError, TooLarge, decode_file, decode_picture, describe
 from ..text import listing
@@ -301,21 +301,6 @@ def budget_reason(budget: int) -> str:
     if budget >= MAX_MEMORY_BYTES:
         return "archspec's limit for one data set"
     return f"half the {_gib(available_memory() or 0)} this machine has available"
-
-
-def available_memory() -> int | None:
-    """Bytes of memory available to a new allocation (Linux's MemAvailable; elsewhere free pages)."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
 
 
 def _gib(count: int) -> str:

@@ -44,6 +44,11 @@ class Items:
         doc = scope.document
         where = doc.locate(kp)
         if isinstance(item, str):
+            if item in STRUCTURES:  # `- parallel` alone: the structure has nothing to unroll
+                needs = {"parallel": "parallel: [[...], [...]] (at least 2 branches)",
+                         "residual": "residual: [...] (the main path)", "repeat": "repeat: N with body: [...]"}
+                self.ex.error(f"'{item}' needs its parts: write {needs.get(item, item + ': ...')}", where)
+                return FAILED
             kind, raw, options = item, None, {}
         elif isinstance(item, dict):
             kinds = [k for k in item if k not in ITEM_OPTIONS]

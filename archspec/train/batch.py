@@ -23,6 +23,7 @@ from typing import Callable
 
 import torch
 
+from ..machine import available_memory
 from ..errors import ArchspecError
 from ..graph import Graph
 
@@ -145,14 +146,8 @@ def confirm_on_cuda(model, hardware, shape, batch: int) -> int:
 
 
 def available_ram() -> float:
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 4 << 30
+    """Bytes available, or 4 GiB where the machine does not say."""
+    return available_memory() or 4 << 30
 
 
 def auto_batch_size(graph: Graph, model, hardware, config, train_size: int) -> tuple[int, str]:

@@ -16,6 +16,7 @@ This module never imports torch: the spec schema includes the train section.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -309,6 +310,9 @@ def check_options(options: dict[str, Any], where: Location) -> None:
     problems = [Problem(f"{'.'.join(map(str, e.absolute_path)) or 'options'}: {e.message}", where)
                 for e in Draft202012Validator(train_schema()).iter_errors(
                     {k: v for k, v in options.items() if v is not None})]
+    # JSON has no NaN or infinity, so the schema's bounds let them through (nan > 0 is false)
+    problems += [Problem(f"{k}: expected a finite number, found {v}", where) for k, v in options.items()
+                 if isinstance(v, float) and not math.isfinite(v)]
     if problems:
         raise UsageError("; ".join(p.message for p in problems), where)
 
