@@ -25,8 +25,22 @@ SLOW = {"alexnet", "vgg11", "vgg16", "vgg19", "vgg16_bn", "resnet34", "resnet50"
         "googlenet"}
 
 
+# The importer has no readers yet for the newest catalogue entries these networks use (relu6,
+# hardswish, silu, gelu, layernorm2d, layer_scale, drop_path, mul, chunk, channel_shuffle): their
+# imports are refused with the list of what is missing. strict: a reader that lands flips them.
+NO_READER_YET = {"convnext_tiny", "mnasnet1_0", "mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large",
+                 "shufflenet_v2_x1_0", *(f"efficientnet_b{k}" for k in range(8))}
+
+
 def zoo_params(names):
-    return [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in names]
+    params = []
+    for n in names:
+        marks = [pytest.mark.slow] if n in SLOW else []
+        if n in NO_READER_YET:
+            marks.append(pytest.mark.xfail(reason="no importer reader yet for its newest layer types",
+                                           raises=archspec.ArchspecError, strict=True))
+        params.append(pytest.param(n, marks=marks))
+    return params
 
 
 def round_trip(name: str):
