@@ -143,7 +143,7 @@ def test_an_inception_module_is_four_branches_and_their_concatenation(summaries)
     on_spine = [k for k in keys(root, "box") if k.startswith("inception3a.")]
     # three branches in rows above, one along the spine, all from maxpool2 into the concatenation
     assert len(rows) == 3 and all(r.startswith("maxpool2 -> ") for r in rows)
-    assert on_spine == ["inception3a.branch2.reduce.conv", "inception3a.branch2.conv.conv", "inception3a.concat"]
+    assert on_spine == ["inception3a.branch2.0.conv", "inception3a.branch2.1.conv", "inception3a.concat"]
     kernels = [t for title, texts in groups(root, "skip") if " -> inception3a.concat " in title for t in texts]
     assert sorted(k for k in kernels if "×" in k and not k[0].isdigit()) == [
         "conv 1×1", "conv 1×1", "conv 1×1", "conv 3×3", "maxpool 3×3"]
