@@ -36,13 +36,22 @@ class PaddedMaxPool2d(nn.MaxPool2d):
 
 
 class SumPool2d(nn.Module):
-    """Sum over each window (average pooling without the division) (sum pooling)."""
+    """Sum over each window (average pooling without the division) (sum pooling).
+
+    Symmetric padding goes to torch's own padding argument, so ceil mode follows torch's rule (the last
+    window starts inside the input or its leading padding); a padded copy would let it start in the
+    trailing padding too. Uneven padding (never with ceil mode: the catalogue refuses it) pads first.
+    """
 
     def __init__(self, kernel_size, stride, pad: tuple[int, int, int, int], ceil_mode: bool = False):
         super().__init__()
         self.kernel_size, self.stride, self.pad, self.ceil_mode = kernel_size, stride, pad, ceil_mode
 
     def forward(self, x):
+        left, right, top, bottom = self.pad
+        if (left, top) == (right, bottom):
+            return F.avg_pool2d(x, self.kernel_size, self.stride, (top, left), self.ceil_mode, True,
+                                divisor_override=1)
         return F.avg_pool2d(F.pad(x, self.pad), self.kernel_size, self.stride, 0, self.ceil_mode,
                             True, divisor_override=1)
 

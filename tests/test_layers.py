@@ -948,3 +948,25 @@ def test_saved_for_backward_matches_autograd(type_name, data):
     inputs = [torch.randn(BATCH, *s, requires_grad=True) for s in case.shapes]
     declared = _declared_saved_bytes(layer, args, case.shapes, out, trains=counted.total > 0)
     assert declared == _autograd_saved_bytes(fn, module, inputs), f"{type_name}{case.raw} on {case.shapes}"
+
+
+@pytest.mark.parametrize("raw, shape", [
+    ({"kernel": 2, "padding": 1, "rounding": "ceil"}, (1, 1, 1)),  # the last window would start in the bottom pad
+    ({"kernel": 3, "stride": 2, "padding": 1, "rounding": "ceil"}, (2, 4, 6)),
+    ({"kernel": [2, 3], "padding": [1, 1, 1, 1], "rounding": "ceil"}, (1, 3, 2)),
+])
+def test_sum_pool_ceil_mode_follows_torchs_rule(raw, shape):
+    """Sum pooling's compiled module, the catalogue's shape and autograd agree in ceil mode: a window
+    may start in the leading padding, never in the trailing one (torch's ceil_mode, as for avg/max)."""
+    layer = REGISTRY["sumpool2d"]
+    args, out = catalogue(layer, raw, [shape])
+    fn, _ = _constructed(layer, args, [shape], out)
+    x = torch.randn(BATCH, *shape, requires_grad=True)
+    y = fn(x)
+    assert tuple(y.shape) == (BATCH, *out)
+    padding = args["padding"] if isinstance(args["padding"], int) else args["padding"][0::2]
+    expected = F.avg_pool2d(x, args["kernel"], args["stride"] or args["kernel"], padding, ceil_mode=True,
+                            divisor_override=1)
+    torch.testing.assert_close(y, expected)
+    declared = _declared_saved_bytes(layer, args, [shape], out, trains=False)
+    assert declared == _autograd_saved_bytes(fn, None, [torch.randn(BATCH, *shape, requires_grad=True)])

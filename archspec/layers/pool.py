@@ -78,8 +78,7 @@ class AvgPool2d(WindowPool):
             "count_include_pad": Arg(Bool(), True, "count padded zeros in the mean")}
 
     def saved(self, a, inputs, out):
-        symmetric, _ = self.torch_padding(a, inputs[0])
-        return [Saved("input")] if symmetric is not None else [Saved("own", numel=_padded_numel(self, a, inputs[0]))]
+        return _input_or_padded_copy(self, a, inputs[0])
 
     def torch(self, a, inputs, out):
         from torch import nn
@@ -101,7 +100,7 @@ class SumPool2d(WindowPool):
     doc = "Sum over each window, per channel (sum pooling)."
 
     def saved(self, a, inputs, out):
-        return [Saved("own", numel=_padded_numel(self, a, inputs[0]))]  # the padded copy it pools
+        return _input_or_padded_copy(self, a, inputs[0])
 
     def torch(self, a, inputs, out):
         from ..modules import SumPool2d
@@ -110,10 +109,14 @@ class SumPool2d(WindowPool):
         return SumPool2d(a["kernel"], a["stride"] or a["kernel"], pad, a["rounding"] == "ceil")
 
 
-def _padded_numel(layer: WindowLayer, a: dict, shape) -> int:
-    _, (l, r, t, b) = layer.torch_padding(a, shape)
+def _input_or_padded_copy(layer: WindowLayer, a: dict, shape) -> list[Saved]:
+    """What an average or sum pool keeps for backward: its input when torch pads (symmetric padding),
+    else the padded copy it pools."""
+    symmetric, (l, r, t, b) = layer.torch_padding(a, shape)
+    if symmetric is not None:
+        return [Saved("input")]
     c, h, w = shape
-    return c * (h + t + b) * (w + l + r)
+    return [Saved("own", numel=c * (h + t + b) * (w + l + r))]
 
 
 class GlobalPool(LayerType):
