@@ -18,6 +18,7 @@ from .layers.base import EXPRESSION_SCHEMA, ArgError
 from .init import schema as init_schema
 from .loader import Document
 from .train.config import train_schema
+from .validator import is_non_finite, validator
 
 SCHEMA_ID = "https://archspec.dev/schemas/archspec.schema.json"
 METADATA_KEYS = {
@@ -145,9 +146,7 @@ _VALIDATOR = None
 def _validator():
     global _VALIDATOR
     if _VALIDATOR is None:
-        from jsonschema import Draft202012Validator
-
-        _VALIDATOR = Draft202012Validator(build_schema())
+        _VALIDATOR = validator(build_schema())
     return _VALIDATOR
 
 
@@ -160,9 +159,7 @@ def check_document(document: Document) -> list[Problem]:
 
 def check_document_against(document: Document, schema: dict) -> list[Problem]:
     """Problems of a document under another schema (a training options file), located the same way."""
-    from jsonschema import Draft202012Validator
-
-    return _located(document, Draft202012Validator(schema))
+    return _located(document, validator(schema))
 
 
 def _located(document: Document, validator) -> list[Problem]:
@@ -186,6 +183,8 @@ def _leaves(error) -> list:
     instance = error.instance
     if isinstance(instance, str) and "$" in instance:
         return []  # an expression: checked once evaluated, during expansion
+    if is_non_finite(instance):  # .nan or .inf where a number may go: say that, not the other branches
+        return [next((s for s in error.context if s.validator == "type"), error)]
     branches: dict[int, list] = {}
     for sub in error.context:
         branches.setdefault(sub.relative_schema_path[0], []).append(sub)
@@ -286,6 +285,8 @@ def _problem(document: Document, error) -> Problem:
         kind = {str: "a string", int: "an integer", float: "a number", bool: "true or false",
                 list: "a list"}.get(type(error.instance), "something else")
         return Problem(f"a spec is a YAML mapping (archspec: 1, input: [...], layers: [...]), found {kind}", where)
+    if v == "type" and is_non_finite(error.instance):
+        return Problem(f"{key}{error.message}", where)  # .nan, .inf: the validator's own wording
     if v == "type":
         if len(path) > 1 and isinstance(path[-1], str) and isinstance(path[-2], int) and lookup(path[-1]):
             return Problem(args_not_mapping(path[-1], error.instance), where)  # conv2d: 16

@@ -81,6 +81,7 @@ def _with_state(path, tree_text: str):
     ('{"$dict": [["a"]]}', "not a list of \\[key, value\\] pairs"),
     ('{"$list": 3}', "a \\$list entry is not a list"),
     ('{"$float": "many"}', "unknown special number"),
+    ('{"$float": []}', "unknown special number \\[\\]"),  # found by bench/fuzz.sh: not a hashable name
     ('{"$tensor": 5}', "tensor 5 is missing"),
     ('{"$what": 1}', "unknown entry"),
     ('[1, 2]', "a bare list"),

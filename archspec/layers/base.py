@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from ..text import did_you_mean
+from ..validator import FINITE_MESSAGE, is_non_finite
 
 Shape = tuple[int, ...]  # one sample's tensor shape, batch excluded: (C, H, W) or (features,)
 REQUIRED = object()
@@ -87,7 +88,9 @@ class Float:
         return s
 
     def coerce(self, value: Any) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        if is_non_finite(value):
+            raise ArgError(f"{FINITE_MESSAGE}, found {value}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ArgError(f"expected a number, found {_found(value)}")
         if self.minimum is not None and value < self.minimum:
             raise ArgError(f"expected a number >= {self.minimum}, found {value}")

@@ -72,7 +72,7 @@ def _unflatten(value: Any, tensors: dict, where: Location) -> Any:
             items = [_unflatten(v, tensors, where) for v in value["$list"]]
             return tuple(items) if value.get("tuple") else items
         if set(value) == {"$float"}:
-            if value["$float"] not in SPECIAL_FLOATS:
+            if not isinstance(value["$float"], str) or value["$float"] not in SPECIAL_FLOATS:
                 raise bad(f"unknown special number {value['$float']!r}")
             return SPECIAL_FLOATS[value["$float"]]
         raise bad("unknown entry in its state")

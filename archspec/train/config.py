@@ -16,12 +16,12 @@ This module never imports torch: the spec schema includes the train section.
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..data import sources as data_sources
 from ..errors import Location, Problem, UsageError
+from ..validator import validator
 
 DEVICES_RE = r"^(auto|cpu|mps|cuda(:[0-9]+)?)$"
 LOGGERS = ("tensorboard", "csv")
@@ -305,19 +305,10 @@ def merge(config: TrainConfig, options: dict[str, Any]) -> TrainConfig:
 
 def check_options(options: dict[str, Any], where: Location) -> None:
     """Options from the command line or the API, checked like the YAML section (UsageError)."""
-    from jsonschema import Draft202012Validator
-
     problems = [Problem(f"{'.'.join(map(str, e.absolute_path)) or 'options'}: {e.message}", where)
-                for e in Draft202012Validator(train_schema()).iter_errors(
-                    {k: v for k, v in options.items() if v is not None})]
-    # JSON has no NaN or infinity, so the schema's bounds let them through (nan > 0 is false)
-    problems += [Problem(f"{k}: expected a finite number, found {v}", where) for k, v in options.items()
-                 if isinstance(v, float) and not math.isfinite(v)]
+                for e in validator(train_schema()).iter_errors({k: v for k, v in options.items() if v is not None})]
     if problems:
         raise UsageError("; ".join(p.message for p in problems), where)
-
-
-
 
 
 def resolve(spec_section: dict[str, Any] | None, file_options: dict[str, Any] | None,
