@@ -48,16 +48,43 @@ class Location:
 
 @dataclass(frozen=True)
 class Problem:
-    """One thing wrong with a spec, data set or command line."""
+    """One thing wrong with a spec, data set or command line; a warning is likely wrong but valid."""
 
     message: str
     location: Location | None = None
     node: str = ""  # dotted node path ("stage2.block1.conv2"), empty for spec-level problems
+    severity: str = "error"  # or "warning": shown beside the errors, never a failure by itself
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity == "error"
 
     def __str__(self) -> str:
         where = f"{self.location}: " if self.location else ""
         what = f"{self.node}: " if self.node else ""
-        return f"{where}error: {printable(what)}{printable(self.message)}"
+        return f"{where}{self.severity}: {printable(what)}{printable(self.message)}"
+
+
+def file_order(problem: Problem) -> tuple:
+    """Sort key: problems of several files and passes in the order a reader meets them."""
+    where = problem.location
+    return (where.file, where.line, where.col) if where else ("", 0, 0)
+
+
+def warning(message: str, location: Location | None = None, node: str = "") -> Problem:
+    return Problem(message, location, node, severity="warning")
+
+
+class SpecWarning(UserWarning):
+    """A spec that is valid but likely not what its author meant; ``problem`` says where and why.
+
+    The pipeline issues one through Python's warnings for each of a graph's warnings, so every
+    command and API call shows it; the command line prints it as ``file:line:col: warning: …``.
+    """
+
+    def __init__(self, problem: Problem):
+        super().__init__(str(problem))
+        self.problem = problem
 
 
 class ArchspecError(Exception):
@@ -81,7 +108,8 @@ class SpecError(ArchspecError):
     def __init__(self, problems: list[Problem]):
         Exception.__init__(self, "\n".join(str(p) for p in problems))
         self._problems = list(problems)
-        self.problem = self._problems[0]
+        # the first error (a warning may come before it in the file)
+        self.problem = next((p for p in self._problems if p.is_error), self._problems[0])
 
     @property
     def problems(self) -> list[Problem]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .errors import ArchspecError, UsageError
+from .errors import ArchspecError, SpecError, UsageError, file_order, warning
 from .expansion.blocks import Blocks
 from .expansion.items import Items
 from .expansion.primitives import Primitives
@@ -52,8 +52,29 @@ def parse_overrides(pairs: list[str] | dict | None) -> dict[str, Any]:
 
 
 def expand(spec: Spec | str, params: dict[str, Any] | None = None) -> Graph:
-    """Unroll a loaded spec into a Graph of primitive nodes with shapes; raises SpecError."""
-    return _SpecExpander(load(spec), params or {}).run()
+    """Unroll a loaded spec into a Graph of primitive nodes with shapes; raises SpecError.
+
+    Warnings (a valid spec likely not meant as written) are the graph's ``warnings``; when the spec
+    also has errors, they are among the SpecError's problems, in file order.
+    """
+    expander = _SpecExpander(load(spec), params or {})
+    try:
+        return expander.run()
+    except SpecError as exc:
+        if not expander.ex.warnings:
+            raise
+        raise SpecError(sorted(exc.problems + expander.ex.warnings, key=file_order)) from None
+
+
+def channels_last_guess(shape: tuple[int, ...]) -> tuple[int, ...] | None:
+    """The (C, H, W) an input written as Keras' (H, W, C) likely meant: [32, 32, 3] -> (3, 32, 32).
+
+    Only where the last size is an image's channel count (grey, RGB, RGBA) and the others are image
+    sizes, so that channels-first shapes such as [64, 8, 8] or [3, 224, 224] never match.
+    """
+    if len(shape) == 3 and shape[2] in (1, 3, 4) and min(shape[:2]) >= 8:
+        return (shape[2], shape[0], shape[1])
+    return None
 
 
 class _SpecExpander:
@@ -108,6 +129,7 @@ class _SpecExpander:
             source=str(data.get("source") or ""),
             metadata=dict(data["metadata"]) if isinstance(data.get("metadata"), dict) else {},
             file=self.ex.spec.file,
+            warnings=list(self.ex.warnings),
         )
 
     def apply_freeze(self, patterns: Any, document: Document) -> None:
@@ -168,4 +190,9 @@ class _SpecExpander:
         shape = tuple(value)
         self.ex.check_size(shape, where, INPUT)
         self.ex.problems.raise_if_any()
+        meant = channels_last_guess(shape)
+        if meant:
+            self.ex.warnings.append(warning(
+                f"input {list(shape)} is read as {shape[0]} channels of {shape[1]}×{shape[2]} (the order is C, H, W, "
+                f"as in PyTorch, not Keras' H, W, C); did you mean {list(meant)}?", where))
         return shape

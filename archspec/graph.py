@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import Location
+from .errors import Location, Problem
 from .layers import Shape
 
 INPUT = "input"  # the path of the graph's input tensor
@@ -52,6 +52,7 @@ class Graph:
     source: str = ""
     metadata: dict[str, Any] = field(default_factory=dict)
     file: str = ""
+    warnings: list[Problem] = field(default_factory=list)  # valid but likely not meant (the spec's input order…)
 
     def __post_init__(self) -> None:
         self._by_path = {n.path: n for n in self.nodes}

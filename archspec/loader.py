@@ -78,6 +78,23 @@ def _position(text: str, index: int) -> tuple[int, int]:
     return before.count("\n") + 1, index - (before.rfind("\n") + 1) + 1
 
 
+def _mapping_value_hint(lines: list[str], line: int, column: int) -> tuple[str, int]:
+    """Why PyYAML found ``key:`` where it reads a value, and the column to point at.
+
+    Mostly indentation: a line indented deeper than the one above continues that line's value, so
+    its key cannot start a mapping there. Otherwise a value on the same line holds ``: `` unquoted.
+    """
+    text = lines[line] if line < len(lines) else ""
+    key = text[:column].strip()
+    indent = len(text) - len(text.lstrip(" "))
+    above = next((n for n in range(line - 1, -1, -1) if lines[n].strip()), None)  # a blank line folds into it
+    if key and ":" not in key and above is not None and indent > len(lines[above]) - len(lines[above].lstrip(" ")):
+        return (f": '{key}' is indented deeper than line {above + 1} above it, so YAML reads it as more of "
+                f"that line's value; indent it as the keys beside it", indent)
+    return ("; a value holding ': ' must be quoted, and a nested mapping goes in {...} or on its own "
+            "indented lines", column)
+
+
 class _Builder:
     """Turns a composed YAML node graph into plain data, recording marks and enforcing limits."""
 
@@ -170,6 +187,13 @@ def parse_yaml(text: str, file: str = "<string>", path: Path | None = None) -> D
             what += f" ({exc.context} started at line {start.line + 1}, column {start.column + 1})"
         if mark and text[mark.index:mark.index + 1] == "{" and text[mark.index - 1:mark.index] == "$":
             what += "; inside {...}, quote a ${...} expression: \"${...}\""
+        if mark and exc.problem == "mapping values are not allowed here":
+            hint, column = _mapping_value_hint(text.splitlines(), mark.line, mark.column)
+            what += hint
+            where = Location(file, mark.line + 1, column + 1)
+        elif mark and (exc.problem or "").startswith("expected <block end>"):
+            what += ("; check this line's indentation: the keys of one mapping, and the items of one list, "
+                     "start in the same column")
         raise ArchspecError(f"YAML syntax: {what}", where) from None
     except yaml.reader.ReaderError as exc:  # a character YAML does not allow; it has no mark
         line, col = _position(text, exc.position)

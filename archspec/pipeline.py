@@ -4,9 +4,10 @@ Internal modules call these; the public facade ``archspec.api`` re-exports them.
 """
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
-from .errors import ArchspecError, Location, Problem, SpecError, UsageError
+from .errors import ArchspecError, Location, Problem, SpecError, SpecWarning, UsageError, file_order
 from .expand import expand as _expand
 from .graph import Graph
 from .schema import check_document
@@ -49,14 +50,23 @@ def expand(source, params: dict[str, Any] | None = None) -> Graph:
         reported = [p.location for p in problems if p.location]
         problems += [p for p in exc.problems
                      if not any(p.location == r or (p.location and _same_part(p.location, r)) for r in reported)]
+    else:
+        if problems:
+            problems += graph.warnings  # beside the schema's errors, as beside expansion's
     if problems:
-        problems.sort(key=lambda p: (p.location.file, p.location.line, p.location.col) if p.location else ("", 0, 0))
+        problems.sort(key=file_order)
         raise SpecError(problems)
+    for problem in graph.warnings:  # Python's warnings: every command and API caller sees them
+        warnings.warn(SpecWarning(problem), stacklevel=2)
     return graph
 
 
 def validate(source, params: dict[str, Any] | None = None) -> list[Problem]:
-    """Every problem in a spec (YAML, schema, names, shapes), located; empty when it is valid."""
+    """Every problem in a spec (YAML, schema, names, shapes), located; empty when it is valid.
+
+    A valid spec's warnings are issued as ``SpecWarning``s; an invalid one's are among its problems
+    (``problem.severity == "warning"``), in file order with the errors.
+    """
     try:
         spec = load(source)
         if "layers" not in spec.data and "blocks" in spec.data:  # a block library: nothing to unroll alone

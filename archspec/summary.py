@@ -111,6 +111,8 @@ class Summary:
                 for r in self.rows
             ],
             "totals": asdict(self.totals),
+            "warnings": [{"message": w.message, "location": str(w.location) if w.location else None}
+                         for w in self.graph.warnings],
         }
 
     def _repr_html_(self) -> str:

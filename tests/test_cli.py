@@ -251,3 +251,25 @@ def test_piping_into_head_does_not_crash(spec_file, flag):
 def test_piping_vgg16_into_head():
     r = run(f"'{ARCHSPEC}' summary '{VGG16}' | head -3")
     assert r.returncode == 0 and len(r.stdout.splitlines()) == 3 and r.stderr == ""
+
+
+# ------------------------------------------------------------------ warnings
+
+
+def test_a_warning_is_printed_once_and_fails_nothing(invoke, spec_file, tmp_path):
+    # the broken spec's layers, fixed, on an input in Keras' order
+    text = BROKEN.replace("[3, 8, 8]", "[28, 28, 1]").replace("kernel: 9", "kernel: 1").replace("relu", "flatten")
+    path = str(spec_file(text, "keras.yaml"))
+    warning = f"{path}:2:8: warning: input [28, 28, 1] is read as 28 channels of 28×1"
+    for args in (["validate", path], ["summary", path], ["summary", path, "--explain"],
+                 ["draw", path, "-o", str(tmp_path / "k.svg")]):
+        r = invoke(*args)
+        assert r.exit_code == 0, r.output
+        no_traceback(r)
+        assert [line for line in r.stderr.splitlines() if "warning" in line] == [
+            line for line in r.stderr.splitlines() if line.startswith(warning)] and r.stderr.count(warning) == 1, args
+    d = json_summary(invoke, path)
+    assert d["warnings"] == [{"message": "input [28, 28, 1] is read as 28 channels of 28×1 (the order is C, H, W, as "
+                                         "in PyTorch, not Keras' H, W, C); did you mean [1, 28, 28]?",
+                              "location": f"{path}:2:8"}]
+    assert json_summary(invoke, VGG16)["warnings"] == []

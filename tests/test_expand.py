@@ -724,3 +724,51 @@ def test_vgg16_expands():
     assert g.node("block1.conv1").shape == (64, 224, 224)
     assert g.node("block5.pool1").shape == (512, 7, 7)
     assert g.node("fc3").shape == (1000,)
+
+
+# ---------------------------------------------------------------- warnings: valid, likely not meant
+
+
+@pytest.mark.parametrize("shape, meant", [
+    ((32, 32, 3), (3, 32, 32)), ((28, 28, 1), (1, 28, 28)), ((224, 224, 3), (3, 224, 224)), ((64, 64, 4), (4, 64, 64)),
+    ((3, 224, 224), None), ((64, 8, 8), None), ((512, 7, 7), None), ((4, 4, 3), None), ((32, 32, 5), None),
+    ((784,), None), ((3, 32), None),
+])
+def test_a_channels_last_input_is_guessed_only_where_it_looks_like_an_image(shape, meant):
+    from archspec.expand import channels_last_guess
+
+    assert channels_last_guess(shape) == meant
+
+
+KERAS_ORDER = """
+    archspec: 1
+    input: [$size, $size, 3]
+    params: {size: 32}
+    layers: [{conv2d: {out: 4, kernel: 3}}, flatten, {linear: {out: 2}}]
+"""
+
+
+def test_a_channels_last_input_is_a_warning_not_an_error():
+    from archspec.errors import SpecWarning
+
+    with pytest.warns(SpecWarning) as caught:
+        g = graph(KERAS_ORDER)
+    assert g.input_shape == (32, 32, 3)  # taken as written
+    assert [str(w) for w in g.warnings] == [
+        "s.yaml:2:8: warning: input [32, 32, 3] is read as 32 channels of 32×3 (the order is C, H, W, as in PyTorch, "
+        "not Keras' H, W, C); did you mean [3, 32, 32]?"]
+    assert [w.message.problem for w in caught] == g.warnings
+    with pytest.warns(SpecWarning):
+        assert messages(KERAS_ORDER) == []  # valid
+    assert graph(KERAS_ORDER, size=4).warnings == []  # [4, 4, 3] is no image
+
+
+def test_warnings_come_with_the_errors_in_file_order():
+    from archspec.errors import SpecError
+
+    with pytest.raises(SpecError) as info:
+        graph(KERAS_ORDER.replace("kernel: 3", "kernel: 5"))
+    problems = info.value.problems
+    assert [p.severity for p in problems] == ["warning", "error"]
+    assert info.value.problem is problems[1]  # the first error is the error
+    assert "kernel 5×5 is larger than its padded input 32×3" in problems[1].message

@@ -145,6 +145,25 @@ def test_bad_indentation_is_located():
     err = error_of("layers:\n  - relu\n - relu\n")
     assert err.problem.location == Location("f.yaml", 3, 2)
     assert err.problem.message.startswith("YAML syntax: ")
+    assert err.problem.message.endswith("; check this line's indentation: the keys of one mapping, and the items "
+                                        "of one list, start in the same column")
+
+
+def test_a_key_indented_too_deep_gets_a_hint_at_the_key():
+    err = error_of("train:\n  lr: 0.1\n    epochs: 3\n")
+    assert err.problem.location == Location("f.yaml", 3, 5)  # the key, not PyYAML's colon
+    assert err.problem.message == ("YAML syntax: mapping values are not allowed here: 'epochs' is indented deeper "
+                                   "than line 2 above it, so YAML reads it as more of that line's value; "
+                                   "indent it as the keys beside it")
+    err = error_of("name: vgg\n\n  input: [1, 8, 8]\n")  # a blank line is part of the value too
+    assert err.problem.location == Location("f.yaml", 3, 3) and "than line 1 above it" in err.problem.message
+
+
+def test_a_colon_inside_a_value_gets_a_hint():
+    err = error_of("layers:\n  - conv2d: out: 4\n")
+    assert err.problem.location == Location("f.yaml", 2, 16)
+    assert err.problem.message.endswith("; a value holding ': ' must be quoted, and a nested mapping goes in {...} "
+                                        "or on its own indented lines")
 
 
 def test_tab_indentation_is_located():

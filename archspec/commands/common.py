@@ -13,7 +13,7 @@ import warnings
 
 import click
 
-from ..errors import ArchspecError, Location, UsageError
+from ..errors import ArchspecError, Location, SpecWarning, UsageError
 
 EXIT_SPEC, EXIT_USAGE = 1, 2
 
@@ -32,14 +32,25 @@ def report(error: ArchspecError) -> None:
         click.echo(str(problem), err=True)
 
 
-def _show_warning(message, category, filename, lineno, file=None, line=None):
-    """archspec's own warnings as one line, "LOCATION: warning: …", like its errors (their text starts
-    with the data file's location); Python's display would add a line of archspec's source instead."""
-    if category.__module__.startswith("archspec."):
-        where, sep, text = str(message).partition(": ")
-        click.echo(f"{where}: warning: {text}" if sep else f"warning: {message}", err=True)
-    else:
-        _default_showwarning(message, category, filename, lineno, file, line)
+def _warning_printer():
+    """A ``warnings.showwarning`` for one command: archspec's own warnings as one line, "LOCATION: warning: …",
+    like its errors (a spec's carry their Problem; the others' text starts with the data file's location),
+    each once however often a stage issues it; Python's display would add a line of archspec's source."""
+    shown: set[str] = set()
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if not category.__module__.startswith("archspec."):
+            return _default_showwarning(message, category, filename, lineno, file, line)
+        if isinstance(message, SpecWarning):
+            text = str(message.problem)
+        else:
+            where, sep, rest = str(message).partition(": ")
+            text = f"{where}: warning: {rest}" if sep else f"warning: {message}"
+        if text not in shown:
+            shown.add(text)
+            click.echo(text, err=True)
+
+    return show
 
 
 _default_showwarning = warnings.showwarning
@@ -52,7 +63,8 @@ def user_errors(command):
     def wrapper(*args, **kwargs):
         try:
             with warnings.catch_warnings():
-                warnings.showwarning = _show_warning
+                warnings.simplefilter("always", SpecWarning)  # the printer shows each once per command
+                warnings.showwarning = _warning_printer()
                 return command(*args, **kwargs)
         except UsageError as exc:
             report(exc)

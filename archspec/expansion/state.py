@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import expr
-from ..errors import Collector, Location
+from ..errors import Collector, Location, Problem
 from ..graph import Group, Node
 from ..layers import did_you_mean, fmt_shape
 from ..loader import Document, PathKey
@@ -32,6 +32,7 @@ class Expansion:
     spec: Spec
     overrides: dict[str, Any]
     problems: Collector = field(default_factory=Collector)
+    warnings: list[Problem] = field(default_factory=list)  # valid but likely not meant (severity "warning")
     nodes: list[Node] = field(default_factory=list)
     shapes: dict[str, Any] = field(default_factory=dict)
     groups: dict[str, Group] = field(default_factory=dict)
