@@ -72,9 +72,10 @@ def default_path() -> Path | None:
 def digest(schema_text: str, data: Any) -> str | None:
     """The document's digest under this schema, or None for data JSON cannot hold (no digest, no cache)."""
     try:
-        document = json.dumps(data, sort_keys=True, separators=(",", ":"), allow_nan=True)
+        # NaN and infinity: never remembered, since the validator refuses them beyond what the schema's text says
+        document = json.dumps(data, sort_keys=True, separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError, RecursionError):
-        return None  # dates, binary, non-string keys: YAML types a spec does not use
+        return None  # dates, binary, non-string keys, .nan: YAML a spec does not use
     return hashlib.sha256(schema_text.encode() + b"\0" + document.encode()).hexdigest()
 
 

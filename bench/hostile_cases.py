@@ -110,8 +110,9 @@ CASES = [
         "tests/test_weights.py::test_weights_full_of_nan_are_refused",
         "tests/test_weights.py::test_a_tensor_relabelled_as_int32_is_refused",
         "tests/test_weights.py::test_a_flipped_byte_fails_the_checksum"]),
-    Case("corrupt files", "garbage given as weights to evaluate", ["evaluate", "tiny.yaml", "--weights", "w.safetensors"],
-         1, "w.safetensors", files={"tiny.yaml": TINY, "w.safetensors": b"\x10\x00\x00\x00\x00\x00\x00\x00[[[[[[[["}),
+    Case("corrupt files", "garbage given as weights to evaluate",
+         ["evaluate", "tiny.yaml", "--weights", "w.safetensors"], 1, "w.safetensors",
+         files={"tiny.yaml": TINY, "w.safetensors": b"\x10\x00\x00\x00\x00\x00\x00\x00[[[[[[[["}),
     # ---- data
     Case("data", "an idx file of zero images", TRAIN + ["--data", "mnist:m"], 1, "holds no images", files={
         "tiny.yaml": TINY, "m/train-images-idx3-ubyte": idx(b"", (0, 8, 8)),

@@ -67,3 +67,10 @@ def test_every_number_of_the_training_schema_is_checked():
     assert {"lr", "momentum", "weight_decay"} <= set(numbers)
     for key in numbers:
         assert list(validator(train_schema()).iter_errors({key: float("nan")})), key
+
+
+def test_a_document_holding_nan_is_never_remembered_as_valid():
+    from archspec import validity
+
+    assert validity.digest("{}", {"train": {"lr": 0.1}}) is not None
+    assert validity.digest("{}", {"train": {"lr": float("nan")}}) is None  # checked on every run
