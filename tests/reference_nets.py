@@ -232,11 +232,59 @@ class ShuffleNetV2(nn.Module):
         return self.fc(self.conv5(x).mean((2, 3)))
 
 
+# ------------------------------------------------------------------ ResNet-50, ResNeXt-50, Wide ResNet-50
+
+
+class Bottleneck(nn.Module):
+    """1x1 to the width, 3x3 grouped with the stride (v1.5), 1x1 to 4c, plus the input or its
+    projection (1x1 conv and bn, torchvision's ``downsample``) where the shape changes."""
+
+    def __init__(self, c_in: int, c: int, stride: int, groups: int, width_per_group: int):
+        super().__init__()
+        width, c_out = c * width_per_group // 64 * groups, 4 * c
+        self.conv1, self.bn1 = nn.Conv2d(c_in, width, 1, bias=False), nn.BatchNorm2d(width)
+        self.conv2 = nn.Conv2d(width, width, 3, stride, 1, groups=groups, bias=False)
+        self.bn2 = nn.BatchNorm2d(width)
+        self.conv3, self.bn3 = nn.Conv2d(width, c_out, 1, bias=False), nn.BatchNorm2d(c_out)
+        self.downsample = (conv_bn(c_in, c_out, 1, stride, act=None) if stride != 1 or c_in != c_out else None)
+
+    def forward(self, x):
+        y = torch.relu(self.bn1(self.conv1(x)))
+        y = torch.relu(self.bn2(self.conv2(y)))
+        y = self.bn3(self.conv3(y))
+        return torch.relu(y + (x if self.downsample is None else self.downsample(x)))
+
+
+class ResNet50(nn.Module):
+    """He et al. (2016), 50 layers: 3, 4, 6 and 3 bottlenecks; ResNeXt (Xie et al., 2017) splits the
+    3x3 into groups, Wide ResNet (Zagoruyko & Komodakis, 2016) widens it."""
+
+    def __init__(self, classes: int = 1000, groups: int = 1, width_per_group: int = 64):
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64)
+        self.maxpool = nn.MaxPool2d(3, 2, 1)
+        c_in = 64
+        for k, (c, n) in enumerate([(64, 3), (128, 4), (256, 6), (512, 3)], start=1):
+            blocks = [Bottleneck(c_in if i == 0 else 4 * c, c, 2 if i == 0 and k > 1 else 1, groups, width_per_group)
+                      for i in range(n)]
+            setattr(self, f"layer{k}", nn.Sequential(*blocks))
+            c_in = 4 * c
+        self.fc = nn.Linear(c_in, classes)
+
+    def forward(self, x):
+        x = self.maxpool(torch.relu(self.bn1(self.conv1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.fc(x.mean((2, 3)))
+
+
 REFERENCES = {
     "mobilenet_v3_small": MobileNetV3Small,
     "efficientnet_b0": EfficientNetB0,
     "convnext_tiny": ConvNeXtTiny,
     "shufflenet_v2_x1_0": ShuffleNetV2,
+    "resnet50": ResNet50,
+    "resnext50_32x4d": lambda: ResNet50(groups=32, width_per_group=4),
+    "wide_resnet50_2": lambda: ResNet50(width_per_group=128),
 }
 
 

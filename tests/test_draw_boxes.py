@@ -81,10 +81,10 @@ def test_resnet18_merges_and_skip_arcs(summaries):
     projections = [t for t in skips if " via " in t]
     assert len(identity) == 5 and len(projections) == 3
     assert "maxpool -> layer1.0.add1" in identity
-    assert "layer1.1.add1 -> layer2.0.add1 via layer2.0.downsample.conv1" in projections
+    assert "layer1.1.add1 -> layer2.0.add1 via layer2.0.downsample.0" in projections
     # the projection is a box in its own row above the main line, labelled with its kernel and size
-    assert "layer2.0.downsample.conv1" not in keys(root, "box")
-    assert "layer2.0.downsample.conv1" in keys(root, "branch-box")
+    assert "layer2.0.downsample.0" not in keys(root, "box")
+    assert "layer2.0.downsample.0" in keys(root, "branch-box")
     assert any(["conv 1×1 /2", "128×28×28"] == texts for _, texts in groups(root, "skip"))
     assert len(keys(root, "box")) == 1 + 1 + 1 + 16 + 1  # input, conv1, maxpool, 16 block convs, avgpool
 

@@ -230,7 +230,7 @@ def test_identical_copies_fold_into_one_node(resnet152):
     dot = to_dot(resnet152, compact=False)
     ids = node_ids(dot)
     # layer3.0 (with the downsample) is drawn layer by layer, layer3.1 .. 35 as one node
-    assert "layer3.0.conv1" in ids and "layer3.0.downsample.conv1" in ids
+    assert "layer3.0.conv1" in ids and "layer3.0.downsample.0" in ids
     assert "@layer3.1" in ids and not any(i.startswith("layer3.1.") or i.startswith("layer3.35") for i in ids)
     assert "<b>layer3.1–35</b> ×35" in dot and "<b>layer1.1–2</b> ×2" in dot and "<b>layer2.1–7</b> ×7" in dot
     per_copy = sum(f.params.total for f in resnet152.analysis.figures if f.path.startswith("layer3.1."))

@@ -28,6 +28,7 @@ WEIGHT_COMPATIBLE = {
     "alexnet", "googlenet", "inception_v3", "densenet121", "densenet169", "densenet201", "squeezenet1_0",
     "squeezenet1_1", "mnasnet1_0", "mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large",
     *(f"efficientnet_b{i}" for i in range(8)), "shufflenet_v2_x1_0", "convnext_tiny",
+    "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnext50_32x4d", "wide_resnet50_2",
 }
 # zoo specs written before numeric names existed: right figures, keys of their own
 OWN_KEYS = {"alexnet", "vgg11", "vgg16", "vgg19", "vgg16_bn", "resnet18", "resnet34", "resnet50",
