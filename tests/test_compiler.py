@@ -49,7 +49,7 @@ def meta_build(source, **params):
 
 
 def fx_name(path: str) -> str:
-    return path.replace(".", "_")
+    return path.replace(".", "_").replace("-", "_")
 
 
 def compiles_to_nothing(graph, node) -> bool:
