@@ -8,6 +8,7 @@ archspec or torchvision.
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 
 import torch
 from torch import nn
@@ -277,6 +278,47 @@ class ResNet50(nn.Module):
         return self.fc(x.mean((2, 3)))
 
 
+# ------------------------------------------------------------------ RegNetX-400MF, RegNetY-400MF
+
+
+class RegNetBlock(nn.Module):
+    """Radosavovic et al. (2020): 1x1 (a), 3x3 in groups of group_width carrying the stride (b),
+    squeeze-and-excitation to se_ratio of the block's input width (se, RegNetY), 1x1 without
+    activation (c); added to the input, or to its 1x1 projection (proj) where the shape changes; ReLU."""
+
+    def __init__(self, c_in: int, width: int, stride: int, group_width: int, se_ratio: float):
+        super().__init__()
+        self.proj = conv_bn(c_in, width, 1, stride, act=None) if c_in != width or stride != 1 else None
+        parts = {"a": conv_bn(c_in, width, 1), "b": conv_bn(width, width, 3, stride, groups=width // group_width)}
+        if se_ratio:
+            parts["se"] = SqueezeExcite(width, round(se_ratio * c_in), nn.ReLU, nn.Sigmoid)
+        parts["c"] = conv_bn(width, width, 1, act=None)
+        self.f = nn.Sequential(OrderedDict(parts))
+
+    def forward(self, x):
+        return torch.relu(self.f(x) + (x if self.proj is None else self.proj(x)))
+
+
+class RegNet(nn.Module):
+    """A 3x3 stem to 32 channels, four stages (trunk_output.block1..4, blocks block1-0, block1-1,
+    ...) each halving the resolution, global average pool, linear classifier."""
+
+    def __init__(self, widths, depths, group_width: int, se_ratio: float = 0.0, classes: int = 1000):
+        super().__init__()
+        self.stem = conv_bn(3, 32, 3, 2)
+        stages, c_in = [], 32
+        for k, (width, depth) in enumerate(zip(widths, depths), start=1):
+            blocks = [(f"block{k}-{i}", RegNetBlock(c_in if i == 0 else width, width, 2 if i == 0 else 1,
+                                                   group_width, se_ratio)) for i in range(depth)]
+            stages.append((f"block{k}", nn.Sequential(OrderedDict(blocks))))
+            c_in = width
+        self.trunk_output = nn.Sequential(OrderedDict(stages))
+        self.fc = nn.Linear(c_in, classes)
+
+    def forward(self, x):
+        return self.fc(self.trunk_output(self.stem(x)).mean((2, 3)))
+
+
 REFERENCES = {
     "mobilenet_v3_small": MobileNetV3Small,
     "efficientnet_b0": EfficientNetB0,
@@ -285,6 +327,8 @@ REFERENCES = {
     "resnet50": ResNet50,
     "resnext50_32x4d": lambda: ResNet50(groups=32, width_per_group=4),
     "wide_resnet50_2": lambda: ResNet50(width_per_group=128),
+    "regnet_x_400mf": lambda: RegNet((32, 64, 160, 400), (1, 2, 7, 12), group_width=16),
+    "regnet_y_400mf": lambda: RegNet((48, 104, 208, 440), (1, 3, 6, 6), group_width=8, se_ratio=0.25),
 }
 
 
