@@ -297,9 +297,9 @@ def _problem(document: Document, error) -> Problem:
     if len(path) > 1 and path[-1] == "name" and isinstance(path[-2], int) and not isinstance(error.instance, dict):
         return Problem(f"name {error.instance!r} {ITEM_NAME_MESSAGE}", where)
     if path and path[-1] == "shortcut" and isinstance(error.instance, dict) and "body" in error.instance:
-        named = _named_shortcut_problem(document, path, error.instance)
-        if named:
-            return named
+        extra_key = _named_shortcut_problem(document, path, error.instance)
+        if extra_key:
+            return extra_key
     elif path and path[-1] == "shortcut" and not isinstance(error.instance, list):
         return Problem(f"{SHORTCUT_MESSAGE}, found {_found(error.instance)}", where)
     if v == "additionalProperties":

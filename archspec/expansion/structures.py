@@ -44,7 +44,7 @@ class Structures:
         copy_name = item.get("copy_name")
         if copy_name is not None and path is None:
             self.ex.error("copy_name names the copies of a named repeat: give the repeat a name",
-                          doc.locate(kp + ("copy_name",)), path)
+                          doc.locate(kp + ("copy_name",)))
             return FAILED
         current = inputs[0]
         if path is None:
@@ -118,10 +118,11 @@ class Structures:
             body, body_kp = branch, bkp
             if isinstance(branch, dict) and "body" in branch:
                 name, body, body_kp = branch.get("name", name), branch["body"], bkp + ("body",)
-                if item_name(name) is None:
+                checked = item_name(name)
+                if checked is None:
                     self.ex.error(f"branch name {name!r} {ITEM_NAME_MESSAGE}", doc.locate(bkp + ("name",)), path)
                     return FAILED
-                name = item_name(name)
+                name = checked
             elif isinstance(branch, dict):
                 body, body_kp = [branch], None  # a single layer written without a list
             if not isinstance(body, list):
@@ -163,11 +164,12 @@ class Structures:
         body, shortcut = item.get("residual"), item.get("shortcut")
         side_name = "downsample"
         if isinstance(shortcut, dict) and "body" in shortcut:  # {name: proj, body: [...]}
-            side_name = item_name(shortcut.get("name", side_name))
-            if side_name is None:
+            checked = item_name(shortcut.get("name", side_name))
+            if checked is None:
                 self.ex.error(f"shortcut name {shortcut.get('name')!r} {ITEM_NAME_MESSAGE}",
                               doc.locate(kp + ("shortcut", "name")), path)
                 return FAILED
+            side_name = checked
             shortcut, shortcut_kp = shortcut["body"], kp + ("shortcut", "body")
         else:
             shortcut_kp = kp + ("shortcut",)
