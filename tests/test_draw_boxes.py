@@ -206,9 +206,9 @@ def test_pictures_never_import_torch(tmp_path):
 
     probe = (
         "import sys\nimport archspec\nfrom archspec.draw.boxes import boxes_scene\n"
-        "from archspec.draw.chart import chart_scene, compare_rows\n"
+        "from archspec.draw.chart import chart_picture, compare_rows\n"
         f"boxes_scene(archspec.summarize('resnet18')).save(r'{tmp_path / 'b.png'}', 'png')\n"
-        "chart_scene(compare_rows([archspec.summarize('lenet5')])).to_svg()\n"
+        "chart_picture(compare_rows([archspec.summarize('lenet5')])).to_svg()\n"
         "print('TORCH:', [m for m in sys.modules if m == 'torch' or m.startswith('torch.')][:5])\n")
     root = Path(__file__).resolve().parent.parent
     r = subprocess.run([sys.executable, "-c", probe], cwd=root, capture_output=True, text=True, timeout=120)

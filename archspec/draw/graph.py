@@ -108,6 +108,7 @@ class _Fold:
     name: str  # "layer3.1–35", or "conv3 … relu2000" for unnamed layers
     what: str  # "bottleneck", "copies", or what one copy does
     path: str  # the first copy's group, or its first layer
+    growth: str = ""  # copies alike but for channels growing steadily: how they grow
 
     @property
     def members(self) -> list[Node]:
@@ -184,13 +185,17 @@ def _nested(tree: _Tree) -> list[_Tree]:
     return out
 
 
-def _signature(tree: _Tree, graph: Graph) -> tuple:
-    """What two sibling groups must share to fold (see the module docstring)."""
+def _signature(tree: _Tree, graph: Graph, channels: bool = True) -> tuple:
+    """What two sibling groups must share to fold (see the module docstring); with ``channels``
+    False, shapes are compared without their channel counts (copies that grow, see ``_growth``)."""
+    def shape(s):
+        return s if channels or not s else s[1:]
+
     members = []
     for n in tree.members:
         inputs = tuple(("in", _relative(i, tree.path)) if i != INPUT and _inside(i, tree.path)
-                       else ("out", graph.shape_of(i)) for i in n.inputs)
-        members.append((_relative(n.path, tree.path), n.type, n.args, n.shape, n.trainable, n.init, inputs))
+                       else ("out", shape(graph.shape_of(i))) for i in n.inputs)
+        members.append((_relative(n.path, tree.path), n.type, n.args, shape(n.shape), n.trainable, n.init, inputs))
     groups = tuple((_relative(t.path, tree.path), t.known_group.kind, _kept_label(t.known_group))
                    for t in _nested(tree))
     return (tree.known_group.kind, _kept_label(tree.known_group), groups, tuple(members))
@@ -238,24 +243,49 @@ def _fold_runs(items: list, key, copy_of, users, output: str) -> list[list]:
 
 
 def _fold_groups(children: list, graph: Graph, users) -> list:
-    """Runs of identical sibling groups as ``_Fold``s; everything else as it was."""
-    def key(child):
-        return _signature(child, graph) if isinstance(child, _Tree) else None
-
+    """Runs of identical sibling groups as ``_Fold``s, then runs of groups that differ only by
+    channels growing at a steady rate (``_growth``); everything else as it was."""
     def copy_of(child):
         return child.members if isinstance(child, _Tree) else [child]
 
     out: list = []
-    for run in _fold_runs(children, key, copy_of, users, graph.output):
-        if len(run) < 2:
-            out.extend(run)
-            continue
-        first, last = run[0], run[-1]
-        group = first.known_group
-        what = {"block": group.label, "iteration": "copies"}.get(group.kind, group.kind)
-        name = f"{_display_name(first.path)}–{_parts(last.path)[-1]}"
-        out.append(_Fold([t.members for t in run], name, what, first.path))
-    return out
+    for run in _fold_runs(children, lambda c: _signature(c, graph) if isinstance(c, _Tree) else None,
+                          copy_of, users, graph.output):
+        out.append(_group_fold(run, "") if len(run) > 1 else run[0])
+    grown: list = []
+    for run in _fold_runs(out, lambda c: _signature(c, graph, channels=False) if isinstance(c, _Tree) else None,
+                          copy_of, users, graph.output):
+        growth = _growth([t.members for t in run]) if len(run) > 1 else None
+        if growth is None:
+            grown.extend(run)
+        else:
+            grown.append(_group_fold(run, growth))
+    return grown
+
+
+def _group_fold(run: list[_Tree], growth: str) -> _Fold:
+    first, last = run[0], run[-1]
+    group = first.known_group
+    what = {"block": group.label, "iteration": "copies"}.get(group.kind, group.kind)
+    name = f"{_display_name(first.path)}–{_parts(last.path)[-1]}"
+    return _Fold([t.members for t in run], name, what, first.path, growth)
+
+
+def _growth(copies: list[list[Node]]) -> str | None:
+    """How the channels of chained copies alike but for their channel counts grow ("64 → 256
+    channels, +32 each"), when every layer's count grows by the same step from copy to copy (a
+    dense block: each layer's output is its input and 32 new channels); else None."""
+    def channels(copy):
+        return [n.shape[0] if n.shape else 0 for n in copy]
+
+    steps = {tuple(b - a for a, b in zip(channels(p), channels(q))) for p, q in zip(copies, copies[1:])}
+    if len(steps) != 1:
+        return None
+    step = next(iter(steps))[-1]
+    if step <= 0:
+        return None
+    start = copies[0][0].shape[0] if copies[0][0].shape else 0
+    return f"{start} → {copies[-1][-1].shape[0]} channels, +{step} each"
 
 
 def _layer_key(nodes: list[Node], i: int, position: dict[str, int]) -> tuple:
@@ -496,6 +526,8 @@ class _DotWriter:
         self.header()
         self.input_node()
         self.top_level = self.display_children(_build_tree(self.graph))
+        if self.options.wrap > 1:
+            self.top_level = self.opened(self.top_level)
         self.add_children(self.dot, self.top_level)
         self.align_branch_heads()
         self.add_edges(self.wrap_cuts())
@@ -619,11 +651,11 @@ class _DotWriter:
             self.display[n.path] = main.path
 
     def add_block_node(self, g, node_id: str, head: str, what: str, members: list[Node], tip: str,
-                       stacked: bool) -> None:
+                       stacked: bool, note: str = "") -> None:
         params = sum(self.figures[n.path].params.total for n in members)
         macs = sum(self.figures[n.path].macs for n in members)
         figures = f"{count(params)} params" + (f" · {self.macs(macs)}" if macs else "")
-        lines = [head, _grey(what), _small(figures)]
+        lines = [head, _grey(what)] + ([_grey(note)] if note else []) + [_small(figures)]
         if self.options.shapes:
             lines.append(_small(shape_text(members[-1].shape)))
         attrs = dict(fillcolor=BLOCK_COLOUR, penwidth="1.6", tooltip=_plain(tip))
@@ -648,8 +680,10 @@ class _DotWriter:
         n = len(run.copies)
         what = f"{run.what} · {_layers(len(run.copies[0]))} each"
         first, last = run.copies[0][0].path, run.copies[-1][-1].path
+        alike = "identical copies" if not run.growth else "copies alike but for their channels"
         self.add_block_node(g, f"@{run.path}", f"<b>{_e(run.name)}</b> ×{n}", what, run.members,
-                            f"{first} .. {last}: {n} identical copies of {what}", stacked=True)
+                            f"{first} .. {last}: {n} {alike} of {what}" + (f"; {run.growth}" if run.growth else ""),
+                            stacked=True, note=run.growth)
 
     # -- ranks and edges
 
@@ -684,8 +718,9 @@ class _DotWriter:
         pieces = self.options.wrap
         if pieces <= 1:
             return set()
+        units = self.top_level
         child_of: dict[str, int] = {}
-        for i, child in enumerate(self.top_level):
+        for i, child in enumerate(units):
             for n in _members(child):
                 child_of[self.display[n.path]] = i
         edges = self.display_edges()
@@ -695,9 +730,9 @@ class _DotWriter:
             for i in range(a + 1, b + 1):
                 crossing.setdefault(i, []).append((tail, head))
         ranks = _ranks(edges)
-        extent = [max((ranks[self.display[n.path]] for n in _members(c)), default=0) for c in self.top_level]
+        extent = [max((ranks[self.display[n.path]] for n in _members(c)), default=0) for c in units]
         # a cut is allowed where one tensor crosses it, from the child just before
-        allowed = [i for i in range(1, len(self.top_level))
+        allowed = [i for i in range(1, len(units))
                    if len({t for t, _ in crossing.get(i, [])}) == 1 and child_of.get(crossing[i][0][0]) == i - 1]
         total = extent[-1] if extent else 0
         cuts: list[int] = []
@@ -713,12 +748,30 @@ class _DotWriter:
                 cuts.append(best)
         cut_edges = [edge for i in cuts for edge in crossing[i]]
         if cut_edges:
-            first = self.display[_members(self.top_level[0])[0].path]
+            first = self.display[_members(units[0])[0].path]
+            heads = list(dict.fromkeys([first] + [h for _, h in cut_edges]))
             with self.dot.subgraph() as same:
                 same.attr(rank="same")
-                for node_id in dict.fromkeys([first] + [h for _, h in cut_edges]):
+                for node_id in heads:
                     same.node(node_id)
+                for left, right in zip(heads, heads[1:]):  # the pieces left to right in the order they run
+                    same.edge(left, right, style="invis")
         return set(cut_edges)
+
+    def opened(self, children: list) -> list:
+        """The top-level children, where one group holds most of the layers (DenseNet's and
+        torchvision's ``features``) its children instead, as deep as that goes: drawn without that
+        group's box, so a wrap can cut between them (Graphviz keeps a box in one piece)."""
+        units = list(children)
+        total = len(self.graph.nodes)
+        depth = self.options.depth
+        while True:
+            big = next((i for i, c in enumerate(units) if isinstance(c, _Tree) and 2 * len(c.members) > total
+                        and c.known_group.kind == "block" and (depth is None or len(_parts(c.path)) <= depth)),
+                       None)
+            if big is None:
+                return units
+            units[big:big + 1] = self.display_children(units[big])
 
     def add_edges(self, cuts: set[tuple[str, str]]) -> None:
         for tail, head in self.display_edges():
