@@ -54,6 +54,9 @@ class LazyGroup(click.Group):
 @click.version_option(package_name="archspec")
 def main():
     """Convolutional networks in YAML: validate, summarise, draw, compile, train and inspect."""
+    from .validity import remember_between_runs
+
+    remember_between_runs()  # an unchanged spec skips the schema check's import next time
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from . import validity
 from .errors import Problem
 from .vocabulary import (DEFAULT_MERGE, INPUT_MESSAGE, ITEM_MESSAGE, ITEM_NAME_MESSAGE, ITEM_NAME_RE,
                          ITEM_OPTIONS, NAME_MESSAGE, NAME_RE, NO_SHORTCUT, PARAM_TYPES, SHORTCUT_MESSAGE, STRUCTURES,
@@ -151,11 +152,30 @@ def _validator():
     return _VALIDATOR
 
 
+_SCHEMA_TEXT: str | None = None
+
+
+def _schema_text() -> str:
+    global _SCHEMA_TEXT
+    if _SCHEMA_TEXT is None:
+        _SCHEMA_TEXT = json.dumps(build_schema(), sort_keys=True, separators=(",", ":"))
+    return _SCHEMA_TEXT
+
+
 def check_document(document: Document) -> list[Problem]:
     """Schema problems of one document, one located message each."""
     if document.data is None:
         return [Problem("the spec is empty", document.locate(()))]
-    return _located(document, _validator())
+    known_valid = validity.store()
+    if known_valid is None:
+        return _located(document, _validator())
+    key = validity.digest(_schema_text(), document.data)
+    if key is not None and key in known_valid:
+        return []  # this very document passed this very schema before (archspec/validity.py)
+    problems = _located(document, _validator())
+    if key is not None and not problems:
+        known_valid.add(key)
+    return problems
 
 
 def check_document_against(document: Document, schema: dict) -> list[Problem]:

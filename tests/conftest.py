@@ -19,6 +19,21 @@ def pytest_addoption(parser):
     parser.addoption("--update-golden", action="store_true", help="rewrite golden files instead of comparing")
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache_folder(tmp_path_factory):
+    """The command line remembers valid documents (archspec/validity.py): in the tests' own folder,
+    never the user's ~/.cache; subprocesses inherit the variable."""
+    import os
+
+    previous = os.environ.get("ARCHSPEC_CACHE_DIR")
+    os.environ["ARCHSPEC_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if previous is None:
+        os.environ.pop("ARCHSPEC_CACHE_DIR", None)
+    else:
+        os.environ["ARCHSPEC_CACHE_DIR"] = previous
+
+
 @pytest.fixture
 def runner() -> CliRunner:
     return CliRunner()

@@ -103,3 +103,12 @@ def test_no_words_from_outside_the_project():
                 if OUTSIDE_WORDS.search(line):
                     hits.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()[:100]}")
     assert hits == []
+
+
+def test_the_package_names_its_public_api_once():
+    # the lazy table and __all__ list the same names, so neither can drift from the other
+    import archspec
+
+    assert set(archspec.__all__) == set(archspec._PUBLIC) | set(archspec._CALLABLE_MODULES) | {"__version__"}
+    for name in archspec.__all__:
+        assert getattr(archspec, name) is not None

@@ -2,6 +2,7 @@
 depend on the batch size."""
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 import textwrap
@@ -75,3 +76,30 @@ def test_summarize_work_does_not_depend_on_batch():
     small, huge = calls_made(1), calls_made(100_000)
     assert huge <= small * 1.01, f"batch 1: {small} calls, batch 100000: {huge} calls"
     assert archspec.summarize("vgg16", batch=100_000).totals.macs == 100_000 * archspec.summarize("vgg16").totals.macs
+
+
+# What `archspec summary` and `archspec validate` need on a valid spec; anything else is start-up
+# time paid for nothing (the trainer, the weights code, the pictures, graph algorithms, arrays).
+NOT_NEEDED_BY_THE_ANALYSIS = ("torch", "numpy", "networkx", "safetensors", "PIL", "matplotlib",
+                              "archspec.train", "archspec.weights", "archspec.draw", "archspec.data",
+                              "archspec.commands.training", "archspec.commands.drawing")
+# the schema of a spec's `train:` section is derived from the training options' definition
+NEEDED_FOR_THE_SCHEMA = {"archspec.train", "archspec.train.config", "archspec.data", "archspec.data.sources"}
+
+
+def test_summary_and_validate_processes_import_only_what_they_use():
+    probe = textwrap.dedent("""
+        import sys, io, contextlib
+        from archspec.cli import main
+        with contextlib.redirect_stdout(io.StringIO()):
+            for args in (["summary", "specs/vgg16.yaml"], ["validate", "specs/resnet18.yaml"]):
+                assert main(args, standalone_mode=False) in (None, 0)
+        print("LOADED:", sorted(sys.modules))
+    """)
+    r = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    loaded = r.stdout.split("LOADED:", 1)[1]
+    modules = ast.literal_eval(loaded.strip())
+    unneeded = sorted(m for m in modules if m not in NEEDED_FOR_THE_SCHEMA
+                      and any(m == p or m.startswith(p + ".") for p in NOT_NEEDED_BY_THE_ANALYSIS))
+    assert unneeded == [], f"imported by summary/validate without being used: {unneeded}"

@@ -23,7 +23,8 @@ def console(file=None):
 
     stream = file or sys.stdout
     width = None if stream.isatty() else int(os.environ.get("COLUMNS", 160))
-    return Console(file=stream, width=width, highlight=False, soft_wrap=False)
+    # what archspec prints is data (layer names, shapes), never rich markup or emoji codes
+    return Console(file=stream, width=width, highlight=False, soft_wrap=False, markup=False, emoji=False)
 
 
 def report(error: ArchspecError) -> None:
