@@ -477,3 +477,13 @@ def test_a_group_holding_most_layers_is_opened_so_a_wrap_can_cut_inside_it():
     dashed = [line for line in dot.splitlines() if "->" in line and "dashed" in line]
     assert len(dashed) == 2  # three pieces side by side, joined by two edges
     assert "subgraph cluster_layer1 {" in to_dot(archspec.summarize("resnet50"), wrap=3)  # no group holds most
+
+
+def test_copies_whose_rates_change_fold_and_say_how():
+    # ConvNeXt's blocks differ only by stochastic depth's drop probability, rising block by block
+    summary = archspec.summarize("convnext_tiny")
+    dot = to_dot(summary)
+    assert "<b>5.0–8</b> ×9" in dot and "drop_path p 0.0353 → 0.0824" in dot
+    assert "features.5.3.block.0" not in dot
+    p = [n.args["p"] for n in summary.graph.nodes if n.type == "drop_path" and n.path.startswith("features.5.")]
+    assert len(p) == 9 and f"{p[0]:.3g} → {p[-1]:.3g}" in dot  # the figures are the spec's, first and last

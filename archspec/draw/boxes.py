@@ -132,7 +132,9 @@ def select_units(graph: Graph, depth: int | None) -> dict[str, Unit]:
         key = collapse_key(node.path, depth)
         fam = family_of(node.type)
         sources = [unit_of[i] for i in node.inputs]
-        if key != node.path:  # inside a block drawn as one box
+        # inside a block drawn as one box; a residual group's merge carries the group's own path
+        # (features.1.0 is both the block and its add) and ends that box
+        if key != node.path or (key in units and units[key].collapsed):
             unit = units.get(key)
             if unit is None:
                 group = graph.groups.get(key)

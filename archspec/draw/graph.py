@@ -108,7 +108,7 @@ class _Fold:
     name: str  # "layer3.1–35", or "conv3 … relu2000" for unnamed layers
     what: str  # "bottleneck", "copies", or what one copy does
     path: str  # the first copy's group, or its first layer
-    growth: str = ""  # copies alike but for channels growing steadily: how they grow
+    growth: str = ""  # copies alike but for steadily growing channels or changing rates: how they differ
 
     @property
     def members(self) -> list[Node]:
@@ -185,17 +185,22 @@ def _nested(tree: _Tree) -> list[_Tree]:
     return out
 
 
-def _signature(tree: _Tree, graph: Graph, channels: bool = True) -> tuple:
-    """What two sibling groups must share to fold (see the module docstring); with ``channels``
-    False, shapes are compared without their channel counts (copies that grow, see ``_growth``)."""
+def _signature(tree: _Tree, graph: Graph, exact: bool = True) -> tuple:
+    """What two sibling groups must share to fold (see the module docstring); not ``exact``,
+    shapes are compared without their channel counts and arguments without their fractional
+    values (copies that grow or whose rates change, see ``_variation``)."""
     def shape(s):
-        return s if channels or not s else s[1:]
+        return s if exact or not s else s[1:]
+
+    def args(a):
+        return a if exact else {k: None if isinstance(v, float) else v for k, v in a.items()}
 
     members = []
     for n in tree.members:
         inputs = tuple(("in", _relative(i, tree.path)) if i != INPUT and _inside(i, tree.path)
                        else ("out", shape(graph.shape_of(i))) for i in n.inputs)
-        members.append((_relative(n.path, tree.path), n.type, n.args, shape(n.shape), n.trainable, n.init, inputs))
+        members.append((_relative(n.path, tree.path), n.type, args(n.args), shape(n.shape), n.trainable, n.init,
+                        inputs))
     groups = tuple((_relative(t.path, tree.path), t.known_group.kind, _kept_label(t.known_group))
                    for t in _nested(tree))
     return (tree.known_group.kind, _kept_label(tree.known_group), groups, tuple(members))
@@ -244,7 +249,7 @@ def _fold_runs(items: list, key, copy_of, users, output: str) -> list[list]:
 
 def _fold_groups(children: list, graph: Graph, users) -> list:
     """Runs of identical sibling groups as ``_Fold``s, then runs of groups that differ only by
-    channels growing at a steady rate (``_growth``); everything else as it was."""
+    channels growing at a steady rate or changing rates (``_variation``); everything else as it was."""
     def copy_of(child):
         return child.members if isinstance(child, _Tree) else [child]
 
@@ -252,40 +257,47 @@ def _fold_groups(children: list, graph: Graph, users) -> list:
     for run in _fold_runs(children, lambda c: _signature(c, graph) if isinstance(c, _Tree) else None,
                           copy_of, users, graph.output):
         out.append(_group_fold(run, "") if len(run) > 1 else run[0])
-    grown: list = []
-    for run in _fold_runs(out, lambda c: _signature(c, graph, channels=False) if isinstance(c, _Tree) else None,
+    varied: list = []
+    for run in _fold_runs(out, lambda c: _signature(c, graph, exact=False) if isinstance(c, _Tree) else None,
                           copy_of, users, graph.output):
-        growth = _growth([t.members for t in run]) if len(run) > 1 else None
-        if growth is None:
-            grown.extend(run)
+        variation = _variation([t.members for t in run]) if len(run) > 1 else None
+        if variation is None:
+            varied.extend(run)
         else:
-            grown.append(_group_fold(run, growth))
-    return grown
+            varied.append(_group_fold(run, variation))
+    return varied
 
 
-def _group_fold(run: list[_Tree], growth: str) -> _Fold:
+def _group_fold(run: list[_Tree], variation: str) -> _Fold:
     first, last = run[0], run[-1]
     group = first.known_group
     what = {"block": group.label, "iteration": "copies"}.get(group.kind, group.kind)
     name = f"{_display_name(first.path)}–{_parts(last.path)[-1]}"
-    return _Fold([t.members for t in run], name, what, first.path, growth)
+    return _Fold([t.members for t in run], name, what, first.path, variation)
 
 
-def _growth(copies: list[list[Node]]) -> str | None:
-    """How the channels of chained copies alike but for their channel counts grow ("64 → 256
-    channels, +32 each"), when every layer's count grows by the same step from copy to copy (a
-    dense block: each layer's output is its input and 32 new channels); else None."""
+def _variation(copies: list[list[Node]]) -> str | None:
+    """How chained copies alike but for their channel counts and fractional arguments differ, when
+    every layer's channels grow by the same step from copy to copy (a dense block: each layer's
+    output is its input and 32 new channels): "64 → 256 channels, +32 each" and, for a rate that
+    changes (stochastic depth's drop probability, rising block by block), "drop_path p 0.0353 →
+    0.0824"; else None."""
     def channels(copy):
         return [n.shape[0] if n.shape else 0 for n in copy]
 
     steps = {tuple(b - a for a, b in zip(channels(p), channels(q))) for p, q in zip(copies, copies[1:])}
-    if len(steps) != 1:
+    if len(steps) != 1 or any(d < 0 for d in next(iter(steps))):
         return None
+    words = []
     step = next(iter(steps))[-1]
-    if step <= 0:
-        return None
-    start = copies[0][0].shape[0] if copies[0][0].shape else 0
-    return f"{start} → {copies[-1][-1].shape[0]} channels, +{step} each"
+    if step:
+        words.append(f"{channels(copies[0])[0]} → {channels(copies[-1])[-1]} channels, +{step} each")
+    for i, node in enumerate(copies[0]):
+        for key, value in node.args.items():
+            last = copies[-1][i].args.get(key)
+            if isinstance(value, float) and any(c[i].args.get(key) != value for c in copies):
+                words.append(f"{_short_type(node)} {key} {value:.3g} → {last:.3g}")
+    return "; ".join(words) or None
 
 
 def _layer_key(nodes: list[Node], i: int, position: dict[str, int]) -> tuple:
@@ -680,7 +692,7 @@ class _DotWriter:
         n = len(run.copies)
         what = f"{run.what} · {_layers(len(run.copies[0]))} each"
         first, last = run.copies[0][0].path, run.copies[-1][-1].path
-        alike = "identical copies" if not run.growth else "copies alike but for their channels"
+        alike = "identical copies" if not run.growth else "copies alike but for channels or rates"
         self.add_block_node(g, f"@{run.path}", f"<b>{_e(run.name)}</b> ×{n}", what, run.members,
                             f"{first} .. {last}: {n} {alike} of {what}" + (f"; {run.growth}" if run.growth else ""),
                             stacked=True, note=run.growth)
