@@ -487,3 +487,16 @@ def test_copies_whose_rates_change_fold_and_say_how():
     assert "features.5.3.block.0" not in dot
     p = [n.args["p"] for n in summary.graph.nodes if n.type == "drop_path" and n.path.startswith("features.5.")]
     assert len(p) == 9 and f"{p[0]:.3g} → {p[-1]:.3g}" in dot  # the figures are the spec's, first and last
+
+
+def test_a_picture_drawn_for_a_slide_collapses_blocks_only_when_it_must():
+    from archspec.draw.graph import SLIDE_ITEMS, _items, _slide_depth
+
+    googlenet = archspec.summarize("googlenet")
+    assert _items(to_dot(googlenet)) > SLIDE_ITEMS  # nine Inception modules of four branch boxes each
+    chosen = _slide_depth(googlenet, {})
+    assert chosen["depth"] == 1 and "collapsed to depth 1 (automatically" in chosen["note"]
+    dot = to_dot(googlenet, **chosen)
+    assert _items(dot) <= SLIDE_ITEMS and "<b>1×1 → 3×3</b>" in dot  # each branch one node, named by its kernels
+    assert "collapsed to depth 1" in dot
+    assert _items(to_dot(archspec.summarize("resnet50"))) <= SLIDE_ITEMS  # folded, it fits as it is

@@ -78,6 +78,7 @@ FOLLOWERS = ("norm", "activation", "regularization")  # families a compact node 
 MAX_PERIOD = 256  # longest run of layers looked for as one copy of an unnamed repeat
 MIN_FOLDED_LAYERS = 12  # a shorter run of repeated layers (VGG's conv, relu, conv, relu) is clearer drawn out
 MAX_WRAP = 8
+SLIDE_ITEMS = 70  # more nodes and boxes than this, even folded, and a picture drawn to fit a slide collapses blocks
 
 
 # ---------------------------------------------------------------- the display tree
@@ -502,6 +503,7 @@ class DotOptions:
     fold: bool = True
     compact: bool = True
     wrap: int = 1
+    note: str = ""  # a line under the title (why blocks are collapsed)
 
     def check(self) -> None:
         if self.rankdir not in RANKDIRS:
@@ -552,7 +554,8 @@ class _DotWriter:
         title = (f'<<table border="0" cellpadding="1" cellspacing="0"><tr><td><b>{_e(graph.name)}</b>  '
                  f'{_grey("input " + shape_text(graph.input_shape))}</td></tr><tr><td>'
                  f'{_small(f"{count(t.params)} params · {self.macs(t.macs // max(self.summary.batch, 1))}")}'
-                 "</td></tr></table>>")
+                 "</td></tr>" + (f"<tr><td>{_grey(self.options.note)}</td></tr>" if self.options.note else "")
+                 + "</table>>")
         self.dot.attr("graph", rankdir=self.options.rankdir, label=title, labelloc="t", fontname=FONT, fontsize="14",
                       nodesep="0.2", ranksep="0.22", newrank="true", tooltip=_plain(graph.doc or graph.name))
         self.dot.attr("node", shape="box", style="rounded,filled", fontname=FONT, fontsize="11", margin="0.08,0.03",
@@ -832,15 +835,16 @@ def _legend_table(entries: list[tuple[str, str]], columns: int, block: bool) -> 
 
 
 def to_dot(summary, depth: int | None = None, rankdir: str = "TB", shapes: bool = True, legend: bool = True,
-           fold: bool = True, compact: bool = True, wrap: int = 1) -> str:
+           fold: bool = True, compact: bool = True, wrap: int = 1, note: str = "") -> str:
     """The DOT text of a Summary's graph (deterministic: same summary and options, same text)."""
-    return dot_and_nodes(summary, depth, rankdir, shapes, legend, fold, compact, wrap)[0]
+    return dot_and_nodes(summary, depth, rankdir, shapes, legend, fold, compact, wrap, note)[0]
 
 
 def dot_and_nodes(summary, depth: int | None = None, rankdir: str = "TB", shapes: bool = True, legend: bool = True,
-                  fold: bool = True, compact: bool = True, wrap: int = 1) -> tuple[str, dict[str, list[str]]]:
+                  fold: bool = True, compact: bool = True, wrap: int = 1,
+                  note: str = "") -> tuple[str, dict[str, list[str]]]:
     """The DOT text, and for each DOT node the paths of the layers it shows (a page maps clicks so)."""
-    options = DotOptions(depth, rankdir, shapes, legend, fold, compact, wrap)
+    options = DotOptions(depth, rankdir, shapes, legend, fold, compact, wrap, note)
     options.check()
     writer = _DotWriter(summary, options)
     text = writer.write()
@@ -859,6 +863,9 @@ def graph_picture(summary, wrap: int | str = "auto", **options):
     if wrap != "auto" and (isinstance(wrap, bool) or not isinstance(wrap, int)):
         raise UsageError(f"wrap must be 'auto' or an integer from 1 to {MAX_WRAP}, found {wrap!r}")
     dot = to_dot(summary, wrap=wrap if isinstance(wrap, int) else 1, **options)
+    if wrap == "auto" and options.get("depth") is None and _items(dot) > SLIDE_ITEMS:
+        options = {**options, **_slide_depth(summary, options)}
+        dot = to_dot(summary, **options)
     if wrap != "auto" or find_engine() is None:
         return Picture(lazy_scene=lambda: dot_scene(dot, title=summary.name), dot=dot, formats=FORMATS,
                        write_other=lambda path, fmt: render_dot(dot, path, fmt))
@@ -872,6 +879,22 @@ def graph_picture(summary, wrap: int | str = "auto", **options):
                 dot, scene = wrapped, other
     final = dot
     return Picture(scene, dot=dot, formats=FORMATS, write_other=lambda path, fmt: render_dot(final, path, fmt))
+
+
+def _items(dot: str) -> int:
+    """Nodes and clusters: what a reader has to take in."""
+    return dot.count("[label=") + dot.count("subgraph cluster_") + dot.count('subgraph "cluster_')
+
+
+def _slide_depth(summary, options: dict) -> dict:
+    """The options that collapse blocks to the deepest depth drawing at most SLIDE_ITEMS nodes and
+    clusters (at least depth 0), with a line under the title saying so."""
+    deepest = max(len(_parts(n.path)) for n in summary.graph.nodes) - 2
+    for depth in range(max(deepest, 0), -1, -1):
+        if depth == 0 or _items(to_dot(summary, **{**options, "depth": depth})) <= SLIDE_ITEMS:
+            break
+    return {"depth": depth, "note": f"blocks collapsed to depth {depth} (automatically: more than {SLIDE_ITEMS} "
+                                    "nodes and boxes in full; --depth chooses)"}
 
 
 def _misfit(scene, aspect: float = 16 / 9) -> float:
