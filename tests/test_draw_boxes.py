@@ -240,12 +240,12 @@ layers:
     root = parsed(scene)
     assert [t for t, _ in groups(root, "legend-entry")][-2:] == ["symbol ×", "symbol +"]
     assert "product (a gate)" in scene.to_svg() and "addition" in scene.to_svg()
-    merges = {t.split(" ")[0]: g for t, g in groups(root, "merge")}
+    merges = {g.find(f"{SVG}title").text.split(" ")[0]: g for g in root.iter(f"{SVG}g") if g.get("class") == "merge"}
     assert set(merges) == {"scale", "add"}
+
     # ⊗ is the plus turned by 45°: its two strokes are diagonals, ⊕'s are level and upright
     def strokes(g):
-        return [[float(v) for v in re.findall(r"-?[\d.]+", line.get("points") or line.get("d"))]
-                for line in g if line.tag.endswith(("polyline", "path", "line"))]
+        return [[float(v) for v in re.findall(r"-?[\d.]+", line.get("points"))] for line in g.iter(f"{SVG}polyline")]
 
     for name, diagonal in (("scale", True), ("add", False)):
         assert len(strokes(merges[name])) == 2
