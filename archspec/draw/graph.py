@@ -554,7 +554,7 @@ class _DotWriter:
         title = (f'<<table border="0" cellpadding="1" cellspacing="0"><tr><td><b>{_e(graph.name)}</b>  '
                  f'{_grey("input " + shape_text(graph.input_shape))}</td></tr><tr><td>'
                  f'{_small(f"{count(t.params)} params · {self.macs(t.macs // max(self.summary.batch, 1))}")}'
-                 "</td></tr>" + (f"<tr><td>{_grey(self.options.note)}</td></tr>" if self.options.note else "")
+                 "</td></tr>" + (f"<tr><td>{_small(self.options.note)}</td></tr>" if self.options.note else "")
                  + "</table>>")
         self.dot.attr("graph", rankdir=self.options.rankdir, label=title, labelloc="t", fontname=FONT, fontsize="14",
                       nodesep="0.2", ranksep="0.22", newrank="true", tooltip=_plain(graph.doc or graph.name))
