@@ -18,8 +18,8 @@ BROKEN = Path(__file__).resolve().parent / "broken"
 LOCATED = re.compile(r"^\S+?(:\d+:\d+)?: error: ")
 # `name = self.a.b(...)`, `name = getattr(self.a, "0").b(...)` or `getattr(getattr(self.a, "0").b, "0")(...)`:
 # a call of a module of the spec
-MODULE_CALL = re.compile(r"^    (\w+) = ((?:getattr\()*self[\w.\"(), ]*?)\((.*?)\)(;|$)")
-GETATTR = re.compile(r'getattr\(([\w.]+), "(\w+)"\)')
+MODULE_CALL = re.compile(r"^    (\w+) = ((?:getattr\()*self[\w.\"(), -]*?)\((.*?)\)(;|$)")
+GETATTR = re.compile(r'getattr\(([\w.-]+), "([\w-]+)"\)')  # "0", or torchvision's RegNet "block1-0"
 
 
 def accessor_path(accessor: str) -> str:
