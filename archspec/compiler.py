@@ -61,7 +61,7 @@ def _compile(graph: Graph):
         in_shapes = [graph.shape_of(i) for i in node.inputs]
         made = layer.torch(node.args, in_shapes, node.shape)
         args = tuple(values[i] for i in node.inputs)
-        name = node.path.replace(".", "_")
+        name = node.path.replace(".", "_").replace("-", "_")  # an identifier: torchvision's block1-0 reads block1_0
         if made is None:  # identity: no node of its own
             values[node.path] = args[0]
         elif isinstance(made, Call):

@@ -18,6 +18,7 @@ MAX_MAGNITUDE = 1 << 62  # results beyond this are refused, so no expression can
 
 _WRAPPED = re.compile(r"^\$\{(.*)\}$", re.S)
 _DOLLAR_NAME = re.compile(r"\$(?=[A-Za-z_])")
+_PART = re.compile(r"\$\{([^{}]*)\}")  # one ${...} part of a template (expressions hold no braces)
 
 _BINARY: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
     ast.Add: operator.add,
@@ -68,8 +69,26 @@ def expression_text(value: str) -> str:
     return _DOLLAR_NAME.sub("", value).strip()
 
 
+def is_template(value: Any) -> bool:
+    """``"block${k}-${i}"``: ``${...}`` parts amid other text, which no single expression can be."""
+    if not isinstance(value, str):
+        return False
+    text = value.strip()
+    parts = _PART.findall(text)
+    return len(parts) > 1 or (len(parts) == 1 and _PART.sub("", text) != "")
+
+
+def render(value: str, scope: Mapping[str, Any]) -> str:
+    """A template's text with each part's value written in: ``"block${k}-${i}"`` -> ``"block1-0"``."""
+    if len(value) > MAX_EXPRESSION_CHARS:
+        raise ExpressionError(f"template is longer than {MAX_EXPRESSION_CHARS} characters")
+    return _PART.sub(lambda part: str(evaluate("${" + part.group(1) + "}", scope)), value.strip())
+
+
 def names_in(value: str) -> set[str]:
-    """The parameter names an expression reads (empty if it does not parse)."""
+    """The parameter names an expression or template reads (empty if it does not parse)."""
+    if is_template(value):
+        return set().union(*(names_in("${" + part + "}") for part in _PART.findall(value)))
     try:
         tree = ast.parse(expression_text(value), mode="eval")
     except SyntaxError:

@@ -57,13 +57,20 @@ def build_schema() -> dict:
                    **_int_or_expression(0)},
         "body": {"$ref": "#/$defs/body"},
         "index": {"type": "string", "pattern": NAME_RE.pattern, "default": "i"},
+        "copy_name": {"description": "each copy's name in a named repeat (default: its index): a $ expression "
+                                     "or template of the index, as torchvision's block1-0 (\"block1-${i}\")",
+                      "anyOf": [{"type": "string", "pattern": ITEM_NAME_RE.pattern}, EXPRESSION_SCHEMA]},
         "parallel": {"type": "array", "minItems": 2, "items": {"$ref": "#/$defs/branch"},
                      "description": "branches reading the same input, merged"},
         "merge": {"enum": merges(), "default": DEFAULT_MERGE,
                   "description": "how the branches' outputs combine: a layer type of the merge family"},
         "residual": {"$ref": "#/$defs/body", "description": "main path; its output is added to the input"},
-        "shortcut": {"anyOf": [{"$ref": "#/$defs/body"}, {"const": NO_SHORTCUT}],
-                     "description": "projection used only where the main path changes the shape; "
+        "shortcut": {"anyOf": [{"$ref": "#/$defs/body"}, {"const": NO_SHORTCUT},
+                               {"type": "object", "required": ["body"], "additionalProperties": False,
+                                "properties": {"name": {"type": "string", "pattern": ITEM_NAME_RE.pattern},
+                                               "body": {"$ref": "#/$defs/body"}}}],
+                     "description": "projection used only where the main path changes the shape (its namespace "
+                                    "is downsample, or name: with {name: proj, body: [...]}); "
                                     f"{NO_SHORTCUT}: no connection there (the identity where the shape is kept)"},
         **layer_props,
     }
@@ -114,8 +121,8 @@ def build_schema() -> dict:
                 "type": "object",
                 "minProperties": 1,
                 "properties": item_props,
-                "dependentRequired": {"repeat": ["body"], "index": ["repeat"], "merge": ["parallel"],
-                                      "shortcut": ["residual"]},
+                "dependentRequired": {"repeat": ["body"], "index": ["repeat"], "copy_name": ["repeat"],
+                                      "merge": ["parallel"], "shortcut": ["residual"]},
             },
             "block": {
                 "type": "object",
@@ -272,6 +279,15 @@ def _unknown_keys(document: Document, error) -> list[Problem]:
                     document.locate(path + (key,), key=True)) for key in extras]
 
 
+def _named_shortcut_problem(document: Document, path: tuple, shortcut: dict) -> Problem | None:
+    """A shortcut written {name: proj, body: [...]} with a key it does not take, where that key is."""
+    extras = [k for k in shortcut if k not in ("name", "body")]
+    if extras:
+        return Problem(f"unknown key '{extras[0]}' in shortcut; expected name, body",
+                       document.locate(path + (extras[0],), key=True))
+    return None
+
+
 def _problem(document: Document, error) -> Problem:
     path = tuple(error.absolute_path)
     where = document.locate(path)
@@ -279,7 +295,11 @@ def _problem(document: Document, error) -> Problem:
     # an item's name and a residual's shortcut: the expansion pass's wording, whichever branch refused
     if len(path) > 1 and path[-1] == "name" and isinstance(path[-2], int) and not isinstance(error.instance, dict):
         return Problem(f"name {error.instance!r} {ITEM_NAME_MESSAGE}", where)
-    if path and path[-1] == "shortcut" and not isinstance(error.instance, list):
+    if path and path[-1] == "shortcut" and isinstance(error.instance, dict) and "body" in error.instance:
+        extra_key = _named_shortcut_problem(document, path, error.instance)
+        if extra_key:
+            return extra_key
+    elif path and path[-1] == "shortcut" and not isinstance(error.instance, list):
         return Problem(f"{SHORTCUT_MESSAGE}, found {_found(error.instance)}", where)
     if v == "additionalProperties":
         return _unknown_keys(document, error)[0]

@@ -8,6 +8,7 @@ catalogue's "merge" family, so a new merge is one catalogue entry and nothing el
 from __future__ import annotations
 
 import difflib
+import keyword
 import re
 from typing import Any
 
@@ -18,7 +19,7 @@ from .layers.base import _found
 ITEM_OPTIONS = ("name", "from", "if", "trainable", "init", "doc")
 # structural item key -> the keys that may accompany it
 STRUCTURES = {
-    "repeat": ("body", "index"),
+    "repeat": ("body", "index", "copy_name"),
     "parallel": ("merge",),
     "residual": ("shortcut",),
 }
@@ -38,17 +39,30 @@ PARAM_TYPES = {
 # parameters, blocks and repeat indices are names inside expressions: identifiers
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # an item's name may also be a number, as torchvision's Sequential children (features.0.0.weight)
-ITEM_NAME_RE = re.compile(r"^(?:[A-Za-z_][A-Za-z0-9_]*|[0-9]+)$")
+# or hyphenated, as torchvision's RegNet stages (trunk_output.block1.block1-0.f.a.0.weight)
+ITEM_NAME_RE = re.compile(r"^(?:[A-Za-z_][A-Za-z0-9_]*(?:-[A-Za-z0-9_]+)*|[0-9]+)$")
 PART_SEPARATOR = "."  # the parts of a chunk are read as from: name.0, name.1
 
 INPUT_MESSAGE = ("input must be a list of 1 to 4 positive integers, e.g. [3, 224, 224] for C, H, W "
                  "(the batch is not part of a spec)")
 ITEM_MESSAGE = "expected a layer (a name, or a mapping like {conv2d: {out: 64, kernel: 3}})"
 NAME_MESSAGE = "is not a valid name: use letters, digits and _, not starting with a digit"
-SHORTCUT_MESSAGE = (f"shortcut must be a list of layers (the projection used where the shape changes) or "
-                    f"{NO_SHORTCUT} (no connection where it changes)")
+SHORTCUT_MESSAGE = (f"shortcut must be a list of layers (the projection used where the shape changes; "
+                    f"{{name: proj, body: [...]}} to name its namespace) or {NO_SHORTCUT} (no connection where "
+                    f"it changes)")
 ITEM_NAME_MESSAGE = ("is not a valid name: use letters, digits and _, not starting with a digit, "
+                     "with single hyphens between them (as torchvision's block1-0), "
                      "or a number alone (as torchvision's features.0)")
+
+
+def item_name(value: Any) -> str | None:
+    """An item's, branch's, copy's or shortcut's name as a path segment (``0`` becomes ``"0"``), or
+    None where ``value`` is no valid name (ITEM_NAME_MESSAGE says why)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        value = str(value)  # name: 0, as torchvision's Sequential children
+    if not isinstance(value, str) or not ITEM_NAME_RE.match(value) or keyword.iskeyword(value):
+        return None
+    return value
 
 
 def merges() -> list[str]:

@@ -8,6 +8,7 @@ archspec or torchvision.
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 
 import torch
 from torch import nn
@@ -232,11 +233,102 @@ class ShuffleNetV2(nn.Module):
         return self.fc(self.conv5(x).mean((2, 3)))
 
 
+# ------------------------------------------------------------------ ResNet-50, ResNeXt-50, Wide ResNet-50
+
+
+class Bottleneck(nn.Module):
+    """1x1 to the width, 3x3 grouped with the stride (v1.5), 1x1 to 4c, plus the input or its
+    projection (1x1 conv and bn, torchvision's ``downsample``) where the shape changes."""
+
+    def __init__(self, c_in: int, c: int, stride: int, groups: int, width_per_group: int):
+        super().__init__()
+        width, c_out = c * width_per_group // 64 * groups, 4 * c
+        self.conv1, self.bn1 = nn.Conv2d(c_in, width, 1, bias=False), nn.BatchNorm2d(width)
+        self.conv2 = nn.Conv2d(width, width, 3, stride, 1, groups=groups, bias=False)
+        self.bn2 = nn.BatchNorm2d(width)
+        self.conv3, self.bn3 = nn.Conv2d(width, c_out, 1, bias=False), nn.BatchNorm2d(c_out)
+        self.downsample = (conv_bn(c_in, c_out, 1, stride, act=None) if stride != 1 or c_in != c_out else None)
+
+    def forward(self, x):
+        y = torch.relu(self.bn1(self.conv1(x)))
+        y = torch.relu(self.bn2(self.conv2(y)))
+        y = self.bn3(self.conv3(y))
+        return torch.relu(y + (x if self.downsample is None else self.downsample(x)))
+
+
+class ResNet50(nn.Module):
+    """He et al. (2016), 50 layers: 3, 4, 6 and 3 bottlenecks; ResNeXt (Xie et al., 2017) splits the
+    3x3 into groups, Wide ResNet (Zagoruyko & Komodakis, 2016) widens it."""
+
+    def __init__(self, classes: int = 1000, groups: int = 1, width_per_group: int = 64):
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64)
+        self.maxpool = nn.MaxPool2d(3, 2, 1)
+        c_in = 64
+        for k, (c, n) in enumerate([(64, 3), (128, 4), (256, 6), (512, 3)], start=1):
+            blocks = [Bottleneck(c_in if i == 0 else 4 * c, c, 2 if i == 0 and k > 1 else 1, groups, width_per_group)
+                      for i in range(n)]
+            setattr(self, f"layer{k}", nn.Sequential(*blocks))
+            c_in = 4 * c
+        self.fc = nn.Linear(c_in, classes)
+
+    def forward(self, x):
+        x = self.maxpool(torch.relu(self.bn1(self.conv1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.fc(x.mean((2, 3)))
+
+
+# ------------------------------------------------------------------ RegNetX-400MF, RegNetY-400MF
+
+
+class RegNetBlock(nn.Module):
+    """Radosavovic et al. (2020): 1x1 (a), 3x3 in groups of group_width carrying the stride (b),
+    squeeze-and-excitation to se_ratio of the block's input width (se, RegNetY), 1x1 without
+    activation (c); added to the input, or to its 1x1 projection (proj) where the shape changes; ReLU."""
+
+    def __init__(self, c_in: int, width: int, stride: int, group_width: int, se_ratio: float):
+        super().__init__()
+        self.proj = conv_bn(c_in, width, 1, stride, act=None) if c_in != width or stride != 1 else None
+        parts = {"a": conv_bn(c_in, width, 1), "b": conv_bn(width, width, 3, stride, groups=width // group_width)}
+        if se_ratio:
+            parts["se"] = SqueezeExcite(width, round(se_ratio * c_in), nn.ReLU, nn.Sigmoid)
+        parts["c"] = conv_bn(width, width, 1, act=None)
+        self.f = nn.Sequential(OrderedDict(parts))
+
+    def forward(self, x):
+        return torch.relu(self.f(x) + (x if self.proj is None else self.proj(x)))
+
+
+class RegNet(nn.Module):
+    """A 3x3 stem to 32 channels, four stages (trunk_output.block1..4, blocks block1-0, block1-1,
+    ...) each halving the resolution, global average pool, linear classifier."""
+
+    def __init__(self, widths, depths, group_width: int, se_ratio: float = 0.0, classes: int = 1000):
+        super().__init__()
+        self.stem = conv_bn(3, 32, 3, 2)
+        stages, c_in = [], 32
+        for k, (width, depth) in enumerate(zip(widths, depths), start=1):
+            blocks = [(f"block{k}-{i}", RegNetBlock(c_in if i == 0 else width, width, 2 if i == 0 else 1,
+                                                   group_width, se_ratio)) for i in range(depth)]
+            stages.append((f"block{k}", nn.Sequential(OrderedDict(blocks))))
+            c_in = width
+        self.trunk_output = nn.Sequential(OrderedDict(stages))
+        self.fc = nn.Linear(c_in, classes)
+
+    def forward(self, x):
+        return self.fc(self.trunk_output(self.stem(x)).mean((2, 3)))
+
+
 REFERENCES = {
     "mobilenet_v3_small": MobileNetV3Small,
     "efficientnet_b0": EfficientNetB0,
     "convnext_tiny": ConvNeXtTiny,
     "shufflenet_v2_x1_0": ShuffleNetV2,
+    "resnet50": ResNet50,
+    "resnext50_32x4d": lambda: ResNet50(groups=32, width_per_group=4),
+    "wide_resnet50_2": lambda: ResNet50(width_per_group=128),
+    "regnet_x_400mf": lambda: RegNet((32, 64, 160, 400), (1, 2, 7, 12), group_width=16),
+    "regnet_y_400mf": lambda: RegNet((48, 104, 208, 440), (1, 3, 6, 6), group_width=8, se_ratio=0.25),
 }
 
 

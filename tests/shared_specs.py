@@ -55,7 +55,7 @@ layers:
 # test_zoo_torchvision.py checks every member's figures and state_dict keys. Running each check on
 # every member would cost minutes and exercise no other code.
 ZOO_SIBLINGS = frozenset({"densenet169", "densenet201", "squeezenet1_0", "mobilenet_v3_large",
-                          *(f"efficientnet_b{i}" for i in range(1, 8))})
+                          *(f"efficientnet_b{i}" for i in range(1, 8)), "wide_resnet50_2"})
 
 
 def zoo_representatives(names: list[str]) -> list[str]:

@@ -16,16 +16,17 @@ from archspec.weights import load_weights, read_header  # noqa: E402
 
 BROKEN = Path(__file__).resolve().parent / "broken"
 LOCATED = re.compile(r"^\S+?(:\d+:\d+)?: error: ")
-# `name = self.a.b(...)` or `name = getattr(self.a, "0").b(...)`: a call of a module of the spec
-MODULE_CALL = re.compile(r"^    (\w+) = ((?:self|getattr\(self)[\w.\"(), ]*?)\((.*?)\)(;|$)")
+# `name = self.a.b(...)`, `name = getattr(self.a, "0").b(...)` or `getattr(getattr(self.a, "0").b, "0")(...)`:
+# a call of a module of the spec
+MODULE_CALL = re.compile(r"^    (\w+) = ((?:getattr\()*self[\w.\"(), -]*?)\((.*?)\)(;|$)")
+GETATTR = re.compile(r'getattr\(([\w.-]+), "([\w-]+)"\)')  # "0", or torchvision's RegNet "block1-0"
 
 
 def accessor_path(accessor: str) -> str:
-    """``getattr(self.layer1, "0").conv1`` -> ``layer1.0.conv1``."""
+    """``getattr(getattr(self.layer2, "0").downsample, "0")`` -> ``layer2.0.downsample.0``, innermost first."""
     while accessor.startswith("getattr("):
-        inner = re.match(r'getattr\(([\w.]+), "(\w+)"\)(.*)$', accessor)
-        assert inner, accessor
-        accessor = f"{inner.group(1)}.{inner.group(2)}{inner.group(3)}"
+        accessor, found = GETATTR.subn(r"\1.\2", accessor, count=1)
+        assert found, accessor
     assert accessor.startswith("self."), accessor
     return accessor[len("self."):]
 
@@ -43,7 +44,7 @@ def test_print_code_resnet18_reads_like_the_spec(invoke):
     assert lines[0] == "def forward(self, x):"
     assert "    conv1 = self.conv1(x);  x = None" in lines
     assert '    layer1_0_conv1 = getattr(self.layer1, "0").conv1(maxpool)' in lines
-    assert any(line.startswith('    layer2_0_downsample_conv1 = getattr(self.layer2, "0").downsample.conv1(')
+    assert any(line.startswith('    layer2_0_downsample_0 = getattr(getattr(self.layer2, "0").downsample, "0")(')
                for line in lines)
     assert any(re.match(r"    layer1_0_add1 = layer1_0_bn2 \+ maxpool\b", line) for line in lines)
     assert lines[-1].strip() == "return fc"
@@ -114,7 +115,7 @@ def test_save_writes_safetensors_of_the_whole_state(invoke, tmp_path):
     assert path.read_bytes()[:8] != b"PK\x03\x04" and path.read_bytes()[:2] != b"\x80\x02"  # not a torch zip/pickle
     model = archspec.build("resnet18.yaml", seed=0)
     assert list(read_header(path)) and set(state) == set(model.state_dict())
-    assert "layer1.0.bn1.running_var" in state and "layer2.0.downsample.conv1.weight" in state
+    assert "layer1.0.bn1.running_var" in state and "layer2.0.downsample.0.weight" in state
     assert state["fc.weight"].shape == (1000, 512)
     fresh = archspec.build("resnet18.yaml", seed=1)
     load_weights(fresh, path)  # strict: every name and shape matches

@@ -1,6 +1,8 @@
 """The layered-boxes picture: which nodes become boxes, bars, merges and arcs; labels; collapsing; legend."""
 from __future__ import annotations
 
+import re
+
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -81,10 +83,10 @@ def test_resnet18_merges_and_skip_arcs(summaries):
     projections = [t for t in skips if " via " in t]
     assert len(identity) == 5 and len(projections) == 3
     assert "maxpool -> layer1.0.add1" in identity
-    assert "layer1.1.add1 -> layer2.0.add1 via layer2.0.downsample.conv1" in projections
+    assert "layer1.1.add1 -> layer2.0.add1 via layer2.0.downsample.0" in projections
     # the projection is a box in its own row above the main line, labelled with its kernel and size
-    assert "layer2.0.downsample.conv1" not in keys(root, "box")
-    assert "layer2.0.downsample.conv1" in keys(root, "branch-box")
+    assert "layer2.0.downsample.0" not in keys(root, "box")
+    assert "layer2.0.downsample.0" in keys(root, "branch-box")
     assert any(["conv 1×1 /2", "128×28×28"] == texts for _, texts in groups(root, "skip"))
     assert len(keys(root, "box")) == 1 + 1 + 1 + 16 + 1  # input, conv1, maxpool, 16 block convs, avgpool
 
@@ -176,7 +178,7 @@ def test_legend_lists_the_families_drawn(summaries):
     assert legend("lenet5") == ["input", "conv", "pool", "activation", "dense", "glyph pool"]
     assert legend("vgg16") == ["input", "conv", "pool", "activation", "regularization", "dense", "glyph pool"]
     assert legend("resnet18") == ["input", "conv", "pool", "norm", "activation", "dense", "merge", "identity",
-                                  "path", "glyph pool", "add"]
+                                  "path", "glyph pool", "symbol +"]
     root = parsed(boxes_scene(summaries("lenet5"), legend=False))
     assert groups(root, "legend") == [] and groups(root, "legend-entry") == []
 
@@ -206,11 +208,47 @@ def test_pictures_never_import_torch(tmp_path):
 
     probe = (
         "import sys\nimport archspec\nfrom archspec.draw.boxes import boxes_scene\n"
-        "from archspec.draw.chart import chart_scene, compare_rows\n"
+        "from archspec.draw.chart import chart_picture, compare_rows\n"
         f"boxes_scene(archspec.summarize('resnet18')).save(r'{tmp_path / 'b.png'}', 'png')\n"
-        "chart_scene(compare_rows([archspec.summarize('lenet5')])).to_svg()\n"
+        "chart_picture(compare_rows([archspec.summarize('lenet5')])).to_svg()\n"
         "print('TORCH:', [m for m in sys.modules if m == 'torch' or m.startswith('torch.')][:5])\n")
     root = Path(__file__).resolve().parent.parent
     r = subprocess.run([sys.executable, "-c", probe], cwd=root, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "TORCH: []" in r.stdout
+
+
+def test_every_merge_with_a_catalogue_glyph_is_drawn_as_its_symbol(tmp_path):
+    from archspec.layers import REGISTRY
+
+    assert {t.name: t.glyph for t in REGISTRY.values() if t.glyph} == {"add": "+", "mul": "×"}
+    spec = tmp_path / "se.yaml"  # squeeze-and-excitation: a gate (C×1×1) times the map, then a residual add
+    spec.write_text("""archspec: 1
+name: se
+input: [8, 16, 16]
+layers:
+  - {conv2d: {out: 8, kernel: 3, padding: 1}, name: conv}
+  - {global_avgpool: {keepdims: true}, name: squeeze}
+  - {conv2d: {out: 2, kernel: 1}, name: fc1}
+  - relu
+  - {conv2d: {out: 8, kernel: 1}, name: fc2}
+  - {sigmoid: {}, name: gate}
+  - {mul: {}, from: [gate, conv], name: scale}
+  - {add: {}, from: [scale, input], name: add}
+""", encoding="utf-8")
+    scene = boxes_scene(archspec.summarize(spec))
+    root = parsed(scene)
+    assert [t for t, _ in groups(root, "legend-entry")][-2:] == ["symbol ×", "symbol +"]
+    assert "product (a gate)" in scene.to_svg() and "addition" in scene.to_svg()
+    merges = {g.find(f"{SVG}title").text.split(" ")[0]: g for g in root.iter(f"{SVG}g") if g.get("class") == "merge"}
+    assert set(merges) == {"scale", "add"}
+
+    # ⊗ is the plus turned by 45°: its two strokes are diagonals, ⊕'s are level and upright
+    def strokes(g):
+        return [[float(v) for v in re.findall(r"-?[\d.]+", line.get("points"))] for line in g.iter(f"{SVG}polyline")]
+
+    for name, diagonal in (("scale", True), ("add", False)):
+        assert len(strokes(merges[name])) == 2
+        for xs in strokes(merges[name]):
+            x0, y0, x1, y1 = xs[:4]
+            assert (abs(x1 - x0) > 1 and abs(y1 - y0) > 1) == diagonal, (name, xs)

@@ -230,7 +230,7 @@ def test_identical_copies_fold_into_one_node(resnet152):
     dot = to_dot(resnet152, compact=False)
     ids = node_ids(dot)
     # layer3.0 (with the downsample) is drawn layer by layer, layer3.1 .. 35 as one node
-    assert "layer3.0.conv1" in ids and "layer3.0.downsample.conv1" in ids
+    assert "layer3.0.conv1" in ids and "layer3.0.downsample.0" in ids
     assert "@layer3.1" in ids and not any(i.startswith("layer3.1.") or i.startswith("layer3.35") for i in ids)
     assert "<b>layer3.1–35</b> ×35" in dot and "<b>layer1.1–2</b> ×2" in dot and "<b>layer2.1–7</b> ×7" in dot
     per_copy = sum(f.params.total for f in resnet152.analysis.figures if f.path.startswith("layer3.1."))
@@ -310,7 +310,8 @@ def test_svg_through_graphviz_pure_names_every_node(tmp_path, no_system_dot, res
         copy = node.path.split(".")[:2]
         if copy[0].startswith("layer") and copy[1] != "0":
             continue  # folded: named by the fold label
-        assert node.name in texts, node.path
+        shortcut = node.path.split(".")[-2:-1] == ["downsample"]  # the projection is one node, named after its namespace
+        assert ("downsample" if shortcut else node.name) in texts, node.path
     for label in ("layer1.1–2", "layer2.1–7", "layer3.1–35", "layer4.1–2"):
         assert label in texts
     assert out.stat().st_size < 400_000
@@ -449,3 +450,54 @@ def test_short_runs_of_repeated_layers_are_drawn_out():
     # conv, relu, conv, relu is a period of 2 twice: too short to fold, each convolution stays a node
     assert " … " not in dot and "×2</" not in dot
     assert dot.count("3×3, 64 + relu") == 2 and dot.count("3×3, 512 + relu") == 6
+
+
+def test_dense_blocks_fold_into_one_node_each_however_deep():
+    # a dense layer's copies differ only by their channels, which grow by the growth rate each time
+    dots = {name: to_dot(archspec.summarize(name), compact=False) for name in ("densenet121", "densenet201")}
+    for name, blocks in (("densenet121", (6, 12, 24, 16)), ("densenet201", (6, 12, 48, 32))):
+        dot = dots[name]
+        ids = node_ids(dot)
+        for b, n in enumerate(blocks, start=1):
+            assert f"@features.denseblock{b}.denselayer1" in ids
+            assert f"<b>denselayer1–denselayer{n}</b> ×{n}" in dot
+            assert f"features.denseblock{b}.denselayer2.conv1" not in ids
+        assert "64 → 256 channels, +32 each" in dot  # dense block 1: 64 in, six layers of 32 new channels
+    summary = archspec.summarize("densenet121")
+    block1 = sum(f.params.total for f in summary.analysis.figures if f.path.startswith("features.denseblock1."))
+    assert f"{block1:,} params" in dots["densenet121"]  # the fold's figures are its copies' sums
+    # the picture does not grow with the number of dense layers: 169 and 201 draw as 121 does
+    assert len(node_ids(dots["densenet121"])) == len(node_ids(dots["densenet201"]))
+
+
+def test_a_group_holding_most_layers_is_opened_so_a_wrap_can_cut_inside_it():
+    summary = archspec.summarize("densenet121")
+    assert "subgraph cluster_features {" in to_dot(summary, wrap=1)
+    dot = to_dot(summary, wrap=3)
+    assert "subgraph cluster_features {" not in dot and 'subgraph "cluster_features.denseblock2" {' in dot
+    dashed = [line for line in dot.splitlines() if "->" in line and "dashed" in line]
+    assert len(dashed) == 2  # three pieces side by side, joined by two edges
+    assert "subgraph cluster_layer1 {" in to_dot(archspec.summarize("resnet50"), wrap=3)  # no group holds most
+
+
+def test_copies_whose_rates_change_fold_and_say_how():
+    # ConvNeXt's blocks differ only by stochastic depth's drop probability, rising block by block
+    summary = archspec.summarize("convnext_tiny")
+    dot = to_dot(summary)
+    assert "<b>5.0–8</b> ×9" in dot and "drop_path p 0.0353 → 0.0824" in dot
+    assert "features.5.3.block.0" not in dot
+    p = [n.args["p"] for n in summary.graph.nodes if n.type == "drop_path" and n.path.startswith("features.5.")]
+    assert len(p) == 9 and f"{p[0]:.3g} → {p[-1]:.3g}" in dot  # the figures are the spec's, first and last
+
+
+def test_a_picture_drawn_for_a_slide_collapses_blocks_only_when_it_must():
+    from archspec.draw.graph import SLIDE_ITEMS, _items, _slide_depth
+
+    googlenet = archspec.summarize("googlenet")
+    assert _items(to_dot(googlenet)) > SLIDE_ITEMS  # nine Inception modules of four branch boxes each
+    chosen = _slide_depth(googlenet, {})
+    assert chosen["depth"] == 1 and "collapsed to depth 1 (automatically" in chosen["note"]
+    dot = to_dot(googlenet, **chosen)
+    assert _items(dot) <= SLIDE_ITEMS and "<b>1×1 → 3×3</b>" in dot  # each branch one node, named by its kernels
+    assert "collapsed to depth 1" in dot
+    assert _items(to_dot(archspec.summarize("resnet50"))) <= SLIDE_ITEMS  # folded, it fits as it is

@@ -107,12 +107,15 @@ layers:
 
 @pytest.mark.parametrize("name, message", [
     ("1conv", "name '1conv' is not a valid name: use letters, digits and _, not starting with a digit, "
-                       "or a number alone (as torchvision's features.0)"),
+                       "with single hyphens between them (as torchvision's block1-0), or a number alone "
+                       "(as torchvision's features.0)"),
     ("a.b", "name 'a.b' is not a valid name: use letters, digits and _, not starting with a digit, "
-                       "or a number alone (as torchvision's features.0)"),
+                       "with single hyphens between them (as torchvision's block1-0), or a number alone "
+                       "(as torchvision's features.0)"),
     ("input", "'input' is reserved for the input of a block or spec"),
     ("class", "name 'class' is not a valid name: use letters, digits and _, not starting with a digit, "
-                       "or a number alone (as torchvision's features.0)"),
+                       "with single hyphens between them (as torchvision's block1-0), or a number alone "
+                       "(as torchvision's features.0)"),
 ])
 def test_invalid_names(name, message):
     assert messages(HEAD + f"layers:\n  - relu\n  - {{relu: , name: {name}}}\n") == [f"s.yaml:5:20: error: {message}"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from archspec.expr import (MAX_EXPRESSION_CHARS, ExpressionError, evaluate, expression_text, is_expression,
-                           names_in)
+                           is_template, names_in, render)
 
 SCOPE = {"c": 64, "n": 3, "i": 0, "width": 0.5, "name": "wide", "flag": True}
 
@@ -283,3 +283,32 @@ def test_deeply_nested_expressions_are_refused_not_crashing():
 ])
 def test_names_in(text, names):
     assert names_in(text) == names
+
+
+# ---------------------------------------------------------------- templates (names: "block${k}-${i}")
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("block${k}-${i}", "block2-0"),
+    ("${k}${i}", "20"),
+    ("stage${k * 10 + i}", "stage20"),
+])
+def test_a_template_writes_each_part_in(text, expected):
+    assert is_template(text)
+    assert render(text, {"k": 2, "i": 0}) == expected
+
+
+def test_the_names_a_template_reads():
+    assert names_in("block${k}-${i}") == {"k", "i"}
+
+
+@pytest.mark.parametrize("text", ["$k", "${k}", "  ${k + 1}  ", "$k * 2", "${2 if i == 0 else 1}", "plain"])
+def test_a_single_expression_is_no_template(text):
+    assert not is_template(text)
+
+
+def test_a_templates_part_is_checked_as_any_expression():
+    with pytest.raises(ExpressionError, match="undefined name 'j'"):
+        render("a${j}", {"i": 0})
+    with pytest.raises(ExpressionError, match="not allowed"):
+        render("a${x.y}", {"x": 1})

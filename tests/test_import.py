@@ -22,14 +22,17 @@ pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 HEADER_LINES = 8  # schema line, archspec, name, doc (2 lines), source, input, "layers:"
 # the big ones build and run large models twice: more than a few seconds on 2 cores
 SLOW = {"alexnet", "vgg11", "vgg16", "vgg19", "vgg16_bn", "resnet34", "resnet50", "resnet101", "resnet152",
-        "googlenet"}
+        "googlenet", "resnext50_32x4d", "wide_resnet50_2"}
 
 
 # The importer has no readers yet for the newest catalogue entries these networks use (relu6,
 # hardswish, silu, gelu, layernorm2d, layer_scale, drop_path, mul, chunk, channel_shuffle): their
 # imports are refused with the list of what is missing. strict: a reader that lands flips them.
 NO_READER_YET = {"convnext_tiny", "mnasnet1_0", "mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large",
-                 "shufflenet_v2_x1_0", *(f"efficientnet_b{k}" for k in range(8))}
+                 "shufflenet_v2_x1_0", *(f"efficientnet_b{k}" for k in range(8)), "regnet_y_400mf"}
+# A residual whose main path is a block of its own (RegNet's f beside proj): the importer reads the
+# block as giving two values. strict: an importer that reads it flips them.
+BLOCK_AS_MAIN_PATH = {"regnet_x_400mf"}
 
 
 def zoo_params(names):
@@ -38,6 +41,9 @@ def zoo_params(names):
         marks = [pytest.mark.slow] if n in SLOW else []
         if n in NO_READER_YET:
             marks.append(pytest.mark.xfail(reason="no importer reader yet for its newest layer types",
+                                           raises=archspec.ArchspecError, strict=True))
+        if n in BLOCK_AS_MAIN_PATH:
+            marks.append(pytest.mark.xfail(reason="the importer reads a residual's block main path as two values",
                                            raises=archspec.ArchspecError, strict=True))
         params.append(pytest.param(n, marks=marks))
     return params

@@ -144,8 +144,9 @@ def test_shortcut_none_adds_the_input_only_where_the_shape_is_kept():
 
 def test_shortcut_must_be_layers_or_none():
     assert messages(HEAD + "layers:\n  - residual: [relu]\n    shortcut: identity\n") == [
-        "s.yaml:5:15: error: shortcut must be a list of layers (the projection used where the shape changes) "
-        "or none (no connection where it changes), found string 'identity'"]
+        "s.yaml:5:15: error: shortcut must be a list of layers (the projection used where the shape changes; "
+        "{name: proj, body: [...]} to name its namespace) or none (no connection where it changes), "
+        "found string 'identity'"]
 
 
 def test_a_changed_shape_without_shortcut_names_both_remedies():
@@ -195,7 +196,74 @@ def test_from_reads_a_numeric_name():
     assert wiring(g)["add1"] == ["0", "sigmoid1"]
 
 
-@pytest.mark.parametrize("name", ["1a", "-1", "0.5"])
+# ---------------------------------------------------------------- hyphens, copy names, a named shortcut: RegNet's keys
+
+
+REGNET_STAGE = HEAD + """
+blocks:
+  unit:
+    params: {c: int, stride: 1}
+    body:
+      - residual:
+          - conv2d: {out: $c, kernel: 3, stride: $stride, padding: 1}
+            name: f
+        shortcut:
+          name: proj
+          body:
+            - conv2d: {out: $c, kernel: 1, stride: $stride}
+              name: 0
+      - relu
+  stage:
+    params: {k: int, c: int, d: int}
+    body:
+      - repeat: $d
+        copy_name: "block${k}-${i}"
+        body:
+          - unit: {c: $c, stride: "${2 if i == 0 else 1}"}
+layers:
+  - stage: {k: 1, c: 12, d: 2}
+    name: block1
+"""
+
+
+def test_copy_names_and_a_named_shortcut_give_torchvisions_regnet_keys():
+    net = build(REGNET_STAGE)
+    assert list(net.state_dict()) == [
+        "block1.block1-0.f.weight", "block1.block1-0.f.bias", "block1.block1-0.proj.0.weight",
+        "block1.block1-0.proj.0.bias", "block1.block1-1.f.weight", "block1.block1-1.f.bias"]
+    first, second = getattr(net.block1, "block1-0"), getattr(net.block1, "block1-1")
+    x = torch.randn(2, 8, 6, 6)
+    with torch.no_grad():
+        y = torch.relu(first.f(x) + getattr(first.proj, "0")(x))
+        torch.testing.assert_close(net(x), torch.relu(second.f(y) + y))
+
+
+@pytest.mark.parametrize("name", ["block1-0", "a-b-c", "x_1-y2"])
+def test_hyphenated_names(name):
+    g = graph(HEAD + f"layers:\n  - relu:\n    name: {name}\n  - sigmoid\n  - add:\n    from: [{name}, sigmoid1]\n")
+    assert wiring(g)["add1"] == [name, "sigmoid1"]
+
+
+@pytest.mark.parametrize("text, message", [
+    # a template's parts are expressions of the scope
+    ("  - relu:\n    name: \"act${j}-1\"\n", "s.yaml:5:11: error: undefined name 'j'"),
+    ("  - repeat: 2\n    copy_name: \"c${i}\"\n    body: [relu]\n",
+     "s.yaml:5:16: error: copy_name names the copies of a named repeat: give the repeat a name"),
+    ("  - repeat: 2\n    name: r\n    copy_name: same\n    body: [relu]\n",
+     "s.yaml:6:16: error: r: copy_name gives two copies the name 'same': make it depend on the index"),
+    ("  - repeat: 2\n    name: r\n    copy_name: \"${i}-\"\n    body: [relu]\n",
+     "s.yaml:6:16: error: r: copy_name '0-' is not a valid name"),
+    ("  - residual: [conv2d: {out: 4, kernel: 1}]\n    shortcut: {name: a-, body: [conv2d: {out: 4, kernel: 1}]}\n",
+     "s.yaml:5:22: error: name 'a-' is not a valid name"),
+    ("  - residual: [conv2d: {out: 4, kernel: 1}]\n    shortcut: {name: p, stride: 2, body: [conv2d: {out: 4, kernel: 1}]}\n",
+     "s.yaml:5:25: error: unknown key 'stride' in shortcut; expected name, body"),
+])
+def test_copy_name_and_shortcut_name_mistakes(text, message):
+    found = messages(HEAD + "layers:\n" + text)
+    assert len(found) == 1 and found[0].startswith(message), found
+
+
+@pytest.mark.parametrize("name", ["1a", "-1", "0.5", "a-", "a--b", "-a"])
 def test_names_that_are_neither_identifiers_nor_numbers(name):
     [message] = messages(HEAD + f"layers:\n  - relu:\n    name: {name}\n")
     assert message.startswith("s.yaml:5:11: error: name ") and "a number alone" in message

@@ -1,4 +1,5 @@
-"""The analysis never imports torch, and its cost does not depend on the batch size."""
+"""The analysis never imports torch (nor matplotlib, which only charts need), and its cost does not
+depend on the batch size."""
 from __future__ import annotations
 
 import ast
@@ -26,19 +27,23 @@ PROBE = textwrap.dedent("""
                      ["summary", "vgg16.yaml", "--format", "json", "--depth", "0", "--explain"],
                      ["summary", "specs/vgg16.yaml", "--format", "markdown", "--batch", "4"],
                      ["summary", "specs/vgg16.yaml", "--format", "csv"],
+                     ["draw", "specs/lenet5.yaml", "--style", "boxes", "-o", sys.argv[1]],
                      ["schema"]):
             rc = main(args, standalone_mode=False)
             assert rc in (None, 0), (args, rc)
     assert "138,357,544" in out.getvalue()
     loaded = sorted(m for m in sys.modules if m == "torch" or m.startswith("torch."))
     print("TORCH:", loaded[:5])
+    print("MATPLOTLIB:", "matplotlib" in sys.modules)
 """)
 
 
-def test_validate_summary_and_schema_never_import_torch():
-    r = subprocess.run([sys.executable, "-c", PROBE], cwd=ROOT, capture_output=True, text=True, timeout=120)
+def test_validate_summary_draw_and_schema_never_import_torch_or_matplotlib(tmp_path):
+    r = subprocess.run([sys.executable, "-c", PROBE, str(tmp_path / "lenet5.svg")], cwd=ROOT, capture_output=True,
+                       text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "TORCH: []" in r.stdout, f"torch was imported: {r.stdout}"
+    assert "MATPLOTLIB: False" in r.stdout, "matplotlib is for charts (compare, inspect, train) only"
 
 
 def test_zoo_command_never_imports_torch():

@@ -114,7 +114,7 @@ def test_row_and_column_labels_make_room(tmp_path):
     labelled, boxes, rows, columns = render(Grid(tiles, 2, row_labels=["filter 0", "filter 1"],
                                                  column_labels=["channel 0", "channel 1"]))
     assert (rows, columns) == (2, 2)
-    assert labelled.size[0] > plain.size[0] and labelled.size[1] > plain.size[1]
+    assert labelled.get_figwidth() > plain.get_figwidth() and labelled.get_figheight() > plain.get_figheight()
 
 
 def test_only_png_and_only_reasonable_sizes(tmp_path):

@@ -69,7 +69,8 @@ def test_the_zoo_is_the_specs_folder():
                 "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "googlenet", "inception_v3",
                 "densenet121", "densenet169", "densenet201", "squeezenet1_0", "squeezenet1_1", "mnasnet1_0",
                 "mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large", "shufflenet_v2_x1_0", "convnext_tiny",
-                *(f"efficientnet_b{i}" for i in range(8))}
+                *(f"efficientnet_b{i}" for i in range(8)), "resnext50_32x4d", "wide_resnet50_2",
+                "regnet_x_400mf", "regnet_y_400mf"}
     assert expected <= set(ZOO)
 
 
@@ -125,7 +126,7 @@ def test_resnet50_bottleneck_v1_5():
     rows = {row.path: row for row in archspec.summarize("resnet50").rows}
     assert rows["layer2.0.conv1"].key_params == "1×1, 128"  # v1.5: the 1x1 keeps the stride 1
     assert rows["layer2.0.conv2"].key_params == "3×3 /2, 128"
-    assert rows["layer2.0.downsample.conv1"].key_params == "1×1 /2, 512"
+    assert rows["layer2.0.downsample.0"].key_params == "1×1 /2, 512"
     assert rows["layer2.0.conv1"].params == 256 * 128  # no bias: batch norm follows
 
 

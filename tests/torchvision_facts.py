@@ -3,7 +3,7 @@
 Run once, by hand, with a Python that has torchvision (it is never a test dependency):
 
     /path/to/python-with-torchvision tests/torchvision_facts.py [NAME ...]
-    /path/to/python-with-torchvision tests/torchvision_facts.py --references   # checks reference_nets.py
+    /path/to/python-with-torchvision tests/torchvision_facts.py --references [NAME ...]   # checks reference_nets.py
 
 Per network: its input (the crop size of torchvision's published weights), the state_dict's
 keys and shapes in order (buffers included), the parameter count, the multiply-accumulates of
@@ -100,9 +100,10 @@ def write(data: dict) -> None:
     (OUT / f"{data['name']}.json").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def check_references() -> None:
-    """The hand-written references of tests/reference_nets.py against torchvision itself: the same
-    keys, and the same outputs for the same random state_dict (an oracle for the oracle)."""
+def check_references(names: list[str]) -> None:
+    """The hand-written references of tests/reference_nets.py (all, or those named) against
+    torchvision itself: the same keys, and the same outputs for the same random state_dict (an
+    oracle for the oracle)."""
     sys.modules.setdefault("torchvision._meta_registrations", types.ModuleType("m"))
     import torch
     from torchvision import models
@@ -110,7 +111,8 @@ def check_references() -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from reference_nets import REFERENCES, random_state
 
-    for name, make in REFERENCES.items():
+    for name in names or REFERENCES:
+        make = REFERENCES[name]
         ours, theirs = make().eval(), models.get_model(name, weights=None).eval()
         state = random_state(theirs)
         ours.load_state_dict(state, strict=True)
@@ -122,8 +124,8 @@ def check_references() -> None:
 
 
 def main(names: list[str]) -> None:
-    if names == ["--references"]:
-        return check_references()
+    if names[:1] == ["--references"]:
+        return check_references(names[1:])
     for name in names or NETWORKS:
         data = facts(name, NETWORKS[name])
         write(data)

@@ -7,9 +7,11 @@ Three styles, each a pure function from a Summary to a picture description:
 - ``boxes``: layered 3-D boxes, as in the VGG and LeNet papers' figures (``boxes.py``);
 - ``compare``: a Canziani-style bubble chart of several specs (``chart.py``).
 
-Each is a ``Scene`` (``scene.py``): plain shapes written out as SVG text or, through Pillow, as PNG,
-in the bundled DejaVu Sans. ``draw`` returns a ``Picture`` (``picture.py``), which shows itself
-in Jupyter and saves itself to a file. None of this imports torch.
+Each diagram is a ``Scene`` (``scene.py``): plain shapes written out as SVG text or, through
+Pillow, as PNG, in the bundled DejaVu Sans. ``draw`` returns a ``Picture`` (``picture.py``), which
+shows itself in Jupyter and saves itself to a file. Charts with axes (``compare``, the tile grids
+of ``inspect``) are matplotlib figures (``figure.py``), imported only when a chart is drawn. None
+of this imports torch.
 """
 from __future__ import annotations
 

@@ -7,8 +7,10 @@ What is drawn
     their family's colour at its right end. With ``depth=N`` (the ``--depth`` of ``archspec
     summary``: 0 keeps top-level names only) every block deeper than that is one box, its
     output, labelled with the block's name. Without ``depth``, a graph that would need more
-    than ``MAX_BOXES`` (60) boxes is drawn at depth 0, so ResNet-50/101/152 show the stem,
-    layer1..layer4 and the head.
+    than ``MAX_BOXES`` (60) boxes is drawn at the deepest depth that needs at most
+    ``COLLAPSED_BOXES`` (30) along the spine, else at depth 0: ResNet-50 shows each bottleneck
+    block as a box, ResNet-101/152 the stem, layer1..layer4 and the head, and a network whose
+    top level is one block (torchvision's ``features``) its stages inside it.
 
     The boxes follow the longest path from input to output (the "spine"). Every other path
     into a merge is drawn above it: a path with layers on it (an Inception branch, a ResNet
@@ -17,8 +19,9 @@ What is drawn
     arcs whose spans overlap go on separate levels, so an Inception module reads as four
     parallel stacks (three rows and the spine) into its concatenation. Only the spine's length
     counts towards ``MAX_BOXES``. Glyphs say what made a map: a funnel on a pooling box, two bars
-    on a concatenation, ⊕ for an addition (its output has the shape of its inputs), a thin bar
-    for a fully connected output.
+    on a concatenation, and for a merge whose catalogue entry declares a glyph that glyph in a
+    circle: ⊕ for an addition (its output has the shape of its inputs), ⊗ for a product (a
+    squeeze-and-excitation gate); a thin bar for a fully connected output.
 
     Slides: the picture grows left to right. VGG-16 in full is about 1,980 × 520 units, so on
     a 16:9 slide (1920 × 1080) it is shown at its width (97%), labels at 9.7 px; deeper
@@ -48,7 +51,8 @@ from ..summary import Summary
 from .scene import Circle, Curve, Group, Line, Polygon, Scene, Text, rect, text_width
 from .style import FAMILY_LABELS, INK, MUTED, darker, family_colour, family_of, lighter
 
-MAX_BOXES = 60  # more than this at full depth: draw at depth 0
+MAX_BOXES = 60  # more than this at full depth: collapse blocks
+COLLAPSED_BOXES = 30  # collapsed: the deepest depth with no more boxes than this along the spine
 SPATIAL = 180.0  # height of the largest map
 MIN_SPATIAL = 8.0
 DEPTH_RATIO = 0.5  # cabinet projection: receding edges at half length
@@ -85,10 +89,10 @@ def spatial(size: int, largest: int) -> float:
 
 @dataclass
 class Unit:
-    """One drawn thing: a box, a bar, a ⊕, or (off the spine) a layer folded into an arc."""
+    """One drawn thing: a box, a bar, a merge's symbol (⊕, ⊗), or (off the spine) a layer folded into an arc."""
 
     key: str  # node path, block path, or "input"
-    kind: str  # "box", "bar" or "add"
+    kind: str  # "box", "bar" or "symbol" (a merge with a glyph in the catalogue: add, mul)
     shape: tuple[int, ...]
     family: str
     name: str
@@ -107,8 +111,8 @@ def _type_text(node) -> str:
 
 
 def _kind(node_type: str, shape) -> str:
-    if lookup_known(node_type).glyph == "+":  # the merge drawn as a circled plus
-        return "add"
+    if lookup_known(node_type).glyph:  # the merge drawn as its symbol in a circle
+        return "symbol"
     return "bar" if len(shape) <= 1 else "box"
 
 
@@ -128,7 +132,9 @@ def select_units(graph: Graph, depth: int | None) -> dict[str, Unit]:
         key = collapse_key(node.path, depth)
         fam = family_of(node.type)
         sources = [unit_of[i] for i in node.inputs]
-        if key != node.path:  # inside a block drawn as one box
+        # inside a block drawn as one box; a residual group's merge carries the group's own path
+        # (features.1.0 is both the block and its add) and ends that box
+        if key != node.path or (key in units and units[key].collapsed):
             unit = units.get(key)
             if unit is None:
                 group = graph.groups.get(key)
@@ -224,13 +230,20 @@ def skips(units: dict[str, Unit], chain: list[str]) -> list[Skip]:
 
 
 def boxes_units(summary: Summary, depth: int | None = None) -> tuple[dict[str, Unit], list[str], int | None]:
-    """(units, spine, the depth used): ``depth=None`` picks depth 0 for graphs of more than MAX_BOXES boxes."""
+    """(units, spine, the depth used): ``depth=None`` draws every layer up to MAX_BOXES boxes along
+    the spine, else the deepest depth that keeps the spine to COLLAPSED_BOXES (at least depth 0)."""
     graph = summary.graph
     if depth is None:
         units = select_units(graph, None)
         chain = spine(units)
         if len(chain) - 1 <= MAX_BOXES:  # branches stack above the spine: only its length counts
             return units, chain, None
+        deepest = max(len(n.path.split(".")) for n in graph.nodes) - 2
+        for depth in range(deepest, 0, -1):  # a block holding most of the network (features) is opened
+            units = select_units(graph, depth)
+            chain = spine(units)
+            if len(chain) - 1 <= COLLAPSED_BOXES:
+                return units, chain, depth
         depth = 0
     units = select_units(graph, depth)
     return units, spine(units), depth
@@ -314,7 +327,7 @@ def _label_lines(unit: Unit) -> list[tuple[str, str, str]]:
 
 def _place(unit: Unit, x: float, largest: int, centre: float = 0.0) -> Placed:
     """A unit's geometry with its front face's left edge at ``x``, centred on the line y = ``centre``."""
-    if unit.kind == "add":
+    if unit.kind == "symbol":
         p = Placed(unit, x, 2 * ADD_RADIUS, 2 * ADD_RADIUS, 0.0, centre - ADD_RADIUS)
         p.cx, p.arc_y = x + ADD_RADIUS, centre - ADD_RADIUS
         return p
@@ -363,7 +376,7 @@ def _place_spine(drawn: list[Unit], largest: int, room: dict[str, tuple[str, flo
     previous = None
     for unit in drawn:
         if previous is not None:
-            if unit.kind == "add":  # clear of the receding faces of the box before it
+            if unit.kind == "symbol":  # clear of the receding faces of the box before it
                 x = max(x + GAP / 2, placed[previous.key].right + 8)
             else:
                 x += GAP if not (previous.kind == "bar" and unit.kind == "bar") else GAP * 0.8
@@ -372,7 +385,7 @@ def _place_spine(drawn: list[Unit], largest: int, room: dict[str, tuple[str, flo
             x = max(x, placed[source].right + width + 2 * GAP)
         p = _place(unit, x, largest)
         placed[unit.key] = p
-        x += p.t + (p.d if unit.kind != "add" else 0) * 0.35
+        x += p.t + (p.d if unit.kind != "symbol" else 0) * 0.35
         previous = unit
     return placed
 
@@ -427,7 +440,7 @@ def boxes_scene(summary: Summary, depth: int | None = None, legend: bool = True)
     rows_right: list[float] = []
     labels = []
     for unit in drawn:
-        if unit.kind == "add":
+        if unit.kind == "symbol":
             continue
         p = placed[unit.key]
         lines = _label_lines(unit)
@@ -455,7 +468,7 @@ def boxes_scene(summary: Summary, depth: int | None = None, legend: bool = True)
     sub = (f"{count(t.params)} parameters · {giga(t.macs // summary.batch)}MACs per image · "
            f"input {shape_text(summary.input)}")
     layers = len(summary.graph.nodes)
-    shown = sum(1 for u in units.values() if u.key not in (INPUT, "__output__") and u.kind != "add")
+    shown = sum(1 for u in units.values() if u.key not in (INPUT, "__output__") and u.kind != "symbol")
     sub2 = f"{shown} box{'es' if shown != 1 else ''} for {layers} layer{'s' if layers != 1 else ''}"
     if used_depth is not None:
         how = "as asked" if depth is not None else f"automatically: more than {MAX_BOXES} boxes at full depth"
@@ -485,7 +498,7 @@ def boxes_scene(summary: Summary, depth: int | None = None, legend: bool = True)
         p = placed[key]
         unit = p.unit
         shift = _shift(_unit_items(p), dx, dy)
-        cls = {"add": "merge", "bar": "bar"}.get(unit.kind, "box")
+        cls = {"symbol": "merge", "bar": "bar"}.get(unit.kind, "box")
         label = f"{unit.key} {shape_text(unit.shape)}"
         items.append(Group(tuple(shift), cls=cls, label=label))
 
@@ -582,13 +595,38 @@ def _shift(items, dx, dy):
 
 def _unit_items(p: Placed) -> list:
     unit = p.unit
-    if unit.kind == "add":
-        base = family_colour("merge")
-        cx, cy, r = p.x + ADD_RADIUS, p.top + ADD_RADIUS, ADD_RADIUS
-        return [Circle((cx, cy), r, fill=lighter(base, 0.55), stroke=darker(base, 0.3), width=1.2),
-                Line(((cx - r * 0.55, cy), (cx + r * 0.55, cy)), stroke=darker(base, 0.4), width=1.4),
-                Line(((cx, cy - r * 0.55), (cx, cy + r * 0.55)), stroke=darker(base, 0.4), width=1.4)]
+    if unit.kind == "symbol":
+        return _symbol_items(_glyph_of(unit), p.x + ADD_RADIUS, p.top + ADD_RADIUS)
     return _box_items(p)
+
+
+def _glyph_words(glyph: str) -> str:
+    """The legend's words for a glyph, from the catalogue entry that declares it."""
+    from ..layers import REGISTRY
+
+    return next((t.glyph_words for t in REGISTRY.values() if t.glyph == glyph and t.glyph_words), glyph)
+
+
+def _glyph_of(unit: Unit) -> str:
+    return lookup_known(unit.nodes[0].type).glyph if unit.nodes else "+"
+
+
+def _symbol_items(glyph: str, cx: float, cy: float) -> list:
+    """A merge's catalogue glyph in a circle: ⊕ for add, ⊗ for mul, any other as its character."""
+    base = family_colour("merge")
+    r, ink = ADD_RADIUS, darker(base, 0.4)
+    items: list = [Circle((cx, cy), r, fill=lighter(base, 0.55), stroke=darker(base, 0.3), width=1.2)]
+    arm = r * 0.55
+    if glyph in ("+", "×"):
+        c = arm if glyph == "+" else arm * 0.72  # the cross: the plus turned by 45°, its arms as long
+        if glyph == "+":
+            strokes = (((cx - c, cy), (cx + c, cy)), ((cx, cy - c), (cx, cy + c)))
+        else:
+            strokes = (((cx - c, cy - c), (cx + c, cy + c)), ((cx - c, cy + c), (cx + c, cy - c)))
+        items += [Line(ends, stroke=ink, width=1.4) for ends in strokes]
+    else:
+        items.append(Text(cx, cy + r * 0.4, glyph, size=r * 1.1, anchor="middle", weight="bold", colour=ink))
+    return items
 
 
 def _arc(a: Skip, ps: Placed, pt: Placed, peak: float, dx: float, dy: float) -> Group:
@@ -629,8 +667,8 @@ def _legend(families: list[str], arcs: list[Skip], units: dict[str, Unit], x0: f
     for fam, label in (("pool", "pooling (its mark)"), ("merge", "concatenation (its mark)")):
         if fam in glyphs:
             entries.append(("glyph", fam, label))
-    if any(u.kind == "add" for u in units.values()):
-        entries.append(("add", "merge", "addition"))
+    for glyph in dict.fromkeys(_glyph_of(u) for u in units.values() if u.kind == "symbol"):
+        entries.append(("symbol", glyph, _glyph_words(glyph)))
     items: list = [Text(x0, y + 12, "Legend", size=10, weight="bold", colour=INK)]
     x = x0 + text_width("Legend", 10, "bold") + 12
     used = x
@@ -644,10 +682,10 @@ def _legend(families: list[str], arcs: list[Skip], units: dict[str, Unit], x0: f
             items.append(Group((rect(x, y + 1, 15, 15, fill=c, stroke=darker(c, 0.45), width=0.7),
                                 *_glyph(what, x, y + 1, 15, 15), Text(x + 20, y + 12, label, size=10, colour=INK)),
                                cls="legend-entry", label=f"glyph {what}"))
-        elif kind == "add":
-            probe = Placed(Unit("add", "add", (), "merge", "", ""), x, 2 * ADD_RADIUS, 2 * ADD_RADIUS, 0.0, y - 1)
-            items.append(Group((*_unit_items(probe), Text(x + 22, y + 12, label, size=10, colour=INK)),
-                               cls="legend-entry", label="add"))
+        elif kind == "symbol":
+            items.append(Group((*_symbol_items(what, x + ADD_RADIUS, y - 1 + ADD_RADIUS),
+                                Text(x + 22, y + 12, label, size=10, colour=INK)),
+                               cls="legend-entry", label=f"symbol {what}"))
         elif kind == "swatch":
             c = family_colour(what)
             items.append(Group((rect(x, y + 3, 14, 11, fill=c, stroke=darker(c, 0.45), width=0.7),

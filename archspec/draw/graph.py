@@ -78,6 +78,7 @@ FOLLOWERS = ("norm", "activation", "regularization")  # families a compact node 
 MAX_PERIOD = 256  # longest run of layers looked for as one copy of an unnamed repeat
 MIN_FOLDED_LAYERS = 12  # a shorter run of repeated layers (VGG's conv, relu, conv, relu) is clearer drawn out
 MAX_WRAP = 8
+SLIDE_ITEMS = 70  # more nodes and boxes than this, even folded, and a picture drawn to fit a slide collapses blocks
 
 
 # ---------------------------------------------------------------- the display tree
@@ -108,6 +109,7 @@ class _Fold:
     name: str  # "layer3.1–35", or "conv3 … relu2000" for unnamed layers
     what: str  # "bottleneck", "copies", or what one copy does
     path: str  # the first copy's group, or its first layer
+    growth: str = ""  # copies alike but for steadily growing channels or changing rates: how they differ
 
     @property
     def members(self) -> list[Node]:
@@ -184,13 +186,22 @@ def _nested(tree: _Tree) -> list[_Tree]:
     return out
 
 
-def _signature(tree: _Tree, graph: Graph) -> tuple:
-    """What two sibling groups must share to fold (see the module docstring)."""
+def _signature(tree: _Tree, graph: Graph, exact: bool = True) -> tuple:
+    """What two sibling groups must share to fold (see the module docstring); not ``exact``,
+    shapes are compared without their channel counts and arguments without their fractional
+    values (copies that grow or whose rates change, see ``_variation``)."""
+    def shape(s):
+        return s if exact or not s else s[1:]
+
+    def args(a):
+        return a if exact else {k: None if isinstance(v, float) else v for k, v in a.items()}
+
     members = []
     for n in tree.members:
         inputs = tuple(("in", _relative(i, tree.path)) if i != INPUT and _inside(i, tree.path)
-                       else ("out", graph.shape_of(i)) for i in n.inputs)
-        members.append((_relative(n.path, tree.path), n.type, n.args, n.shape, n.trainable, n.init, inputs))
+                       else ("out", shape(graph.shape_of(i))) for i in n.inputs)
+        members.append((_relative(n.path, tree.path), n.type, args(n.args), shape(n.shape), n.trainable, n.init,
+                        inputs))
     groups = tuple((_relative(t.path, tree.path), t.known_group.kind, _kept_label(t.known_group))
                    for t in _nested(tree))
     return (tree.known_group.kind, _kept_label(tree.known_group), groups, tuple(members))
@@ -238,24 +249,56 @@ def _fold_runs(items: list, key, copy_of, users, output: str) -> list[list]:
 
 
 def _fold_groups(children: list, graph: Graph, users) -> list:
-    """Runs of identical sibling groups as ``_Fold``s; everything else as it was."""
-    def key(child):
-        return _signature(child, graph) if isinstance(child, _Tree) else None
-
+    """Runs of identical sibling groups as ``_Fold``s, then runs of groups that differ only by
+    channels growing at a steady rate or changing rates (``_variation``); everything else as it was."""
     def copy_of(child):
         return child.members if isinstance(child, _Tree) else [child]
 
     out: list = []
-    for run in _fold_runs(children, key, copy_of, users, graph.output):
-        if len(run) < 2:
-            out.extend(run)
-            continue
-        first, last = run[0], run[-1]
-        group = first.known_group
-        what = {"block": group.label, "iteration": "copies"}.get(group.kind, group.kind)
-        name = f"{_display_name(first.path)}–{_parts(last.path)[-1]}"
-        out.append(_Fold([t.members for t in run], name, what, first.path))
-    return out
+    for run in _fold_runs(children, lambda c: _signature(c, graph) if isinstance(c, _Tree) else None,
+                          copy_of, users, graph.output):
+        out.append(_group_fold(run, "") if len(run) > 1 else run[0])
+    varied: list = []
+    for run in _fold_runs(out, lambda c: _signature(c, graph, exact=False) if isinstance(c, _Tree) else None,
+                          copy_of, users, graph.output):
+        variation = _variation([t.members for t in run]) if len(run) > 1 else None
+        if variation is None:
+            varied.extend(run)
+        else:
+            varied.append(_group_fold(run, variation))
+    return varied
+
+
+def _group_fold(run: list[_Tree], variation: str) -> _Fold:
+    first, last = run[0], run[-1]
+    group = first.known_group
+    what = {"block": group.label, "iteration": "copies"}.get(group.kind, group.kind)
+    name = f"{_display_name(first.path)}–{_parts(last.path)[-1]}"
+    return _Fold([t.members for t in run], name, what, first.path, variation)
+
+
+def _variation(copies: list[list[Node]]) -> str | None:
+    """How chained copies alike but for their channel counts and fractional arguments differ, when
+    every layer's channels grow by the same step from copy to copy (a dense block: each layer's
+    output is its input and 32 new channels): "64 → 256 channels, +32 each" and, for a rate that
+    changes (stochastic depth's drop probability, rising block by block), "drop_path p 0.0353 →
+    0.0824"; else None."""
+    def channels(copy):
+        return [n.shape[0] if n.shape else 0 for n in copy]
+
+    steps = {tuple(b - a for a, b in zip(channels(p), channels(q))) for p, q in zip(copies, copies[1:])}
+    if len(steps) != 1 or any(d < 0 for d in next(iter(steps))):
+        return None
+    words = []
+    step = next(iter(steps))[-1]
+    if step:
+        words.append(f"{channels(copies[0])[0]} → {channels(copies[-1])[-1]} channels, +{step} each")
+    for i, node in enumerate(copies[0]):
+        for key, value in node.args.items():
+            last = copies[-1][i].args.get(key)
+            if isinstance(value, float) and any(c[i].args.get(key) != value for c in copies):
+                words.append(f"{_short_type(node)} {key} {value:.3g} → {last:.3g}")
+    return "; ".join(words) or None
 
 
 def _layer_key(nodes: list[Node], i: int, position: dict[str, int]) -> tuple:
@@ -460,6 +503,7 @@ class DotOptions:
     fold: bool = True
     compact: bool = True
     wrap: int = 1
+    note: str = ""  # a line under the title (why blocks are collapsed)
 
     def check(self) -> None:
         if self.rankdir not in RANKDIRS:
@@ -496,6 +540,8 @@ class _DotWriter:
         self.header()
         self.input_node()
         self.top_level = self.display_children(_build_tree(self.graph))
+        if self.options.wrap > 1:
+            self.top_level = self.opened(self.top_level)
         self.add_children(self.dot, self.top_level)
         self.align_branch_heads()
         self.add_edges(self.wrap_cuts())
@@ -508,7 +554,8 @@ class _DotWriter:
         title = (f'<<table border="0" cellpadding="1" cellspacing="0"><tr><td><b>{_e(graph.name)}</b>  '
                  f'{_grey("input " + shape_text(graph.input_shape))}</td></tr><tr><td>'
                  f'{_small(f"{count(t.params)} params · {self.macs(t.macs // max(self.summary.batch, 1))}")}'
-                 "</td></tr></table>>")
+                 "</td></tr>" + (f"<tr><td>{_small(self.options.note)}</td></tr>" if self.options.note else "")
+                 + "</table>>")
         self.dot.attr("graph", rankdir=self.options.rankdir, label=title, labelloc="t", fontname=FONT, fontsize="14",
                       nodesep="0.2", ranksep="0.22", newrank="true", tooltip=_plain(graph.doc or graph.name))
         self.dot.attr("node", shape="box", style="rounded,filled", fontname=FONT, fontsize="11", margin="0.08,0.03",
@@ -619,11 +666,11 @@ class _DotWriter:
             self.display[n.path] = main.path
 
     def add_block_node(self, g, node_id: str, head: str, what: str, members: list[Node], tip: str,
-                       stacked: bool) -> None:
+                       stacked: bool, note: str = "") -> None:
         params = sum(self.figures[n.path].params.total for n in members)
         macs = sum(self.figures[n.path].macs for n in members)
         figures = f"{count(params)} params" + (f" · {self.macs(macs)}" if macs else "")
-        lines = [head, _grey(what), _small(figures)]
+        lines = [head, _grey(what)] + ([_grey(note)] if note else []) + [_small(figures)]
         if self.options.shapes:
             lines.append(_small(shape_text(members[-1].shape)))
         attrs = dict(fillcolor=BLOCK_COLOUR, penwidth="1.6", tooltip=_plain(tip))
@@ -648,8 +695,10 @@ class _DotWriter:
         n = len(run.copies)
         what = f"{run.what} · {_layers(len(run.copies[0]))} each"
         first, last = run.copies[0][0].path, run.copies[-1][-1].path
+        alike = "identical copies" if not run.growth else "copies alike but for channels or rates"
         self.add_block_node(g, f"@{run.path}", f"<b>{_e(run.name)}</b> ×{n}", what, run.members,
-                            f"{first} .. {last}: {n} identical copies of {what}", stacked=True)
+                            f"{first} .. {last}: {n} {alike} of {what}" + (f"; {run.growth}" if run.growth else ""),
+                            stacked=True, note=run.growth)
 
     # -- ranks and edges
 
@@ -684,8 +733,9 @@ class _DotWriter:
         pieces = self.options.wrap
         if pieces <= 1:
             return set()
+        units = self.top_level
         child_of: dict[str, int] = {}
-        for i, child in enumerate(self.top_level):
+        for i, child in enumerate(units):
             for n in _members(child):
                 child_of[self.display[n.path]] = i
         edges = self.display_edges()
@@ -695,9 +745,9 @@ class _DotWriter:
             for i in range(a + 1, b + 1):
                 crossing.setdefault(i, []).append((tail, head))
         ranks = _ranks(edges)
-        extent = [max((ranks[self.display[n.path]] for n in _members(c)), default=0) for c in self.top_level]
+        extent = [max((ranks[self.display[n.path]] for n in _members(c)), default=0) for c in units]
         # a cut is allowed where one tensor crosses it, from the child just before
-        allowed = [i for i in range(1, len(self.top_level))
+        allowed = [i for i in range(1, len(units))
                    if len({t for t, _ in crossing.get(i, [])}) == 1 and child_of.get(crossing[i][0][0]) == i - 1]
         total = extent[-1] if extent else 0
         cuts: list[int] = []
@@ -713,12 +763,30 @@ class _DotWriter:
                 cuts.append(best)
         cut_edges = [edge for i in cuts for edge in crossing[i]]
         if cut_edges:
-            first = self.display[_members(self.top_level[0])[0].path]
+            first = self.display[_members(units[0])[0].path]
+            heads = list(dict.fromkeys([first] + [h for _, h in cut_edges]))
             with self.dot.subgraph() as same:
                 same.attr(rank="same")
-                for node_id in dict.fromkeys([first] + [h for _, h in cut_edges]):
+                for node_id in heads:
                     same.node(node_id)
+                for left, right in zip(heads, heads[1:]):  # the pieces left to right in the order they run
+                    same.edge(left, right, style="invis")
         return set(cut_edges)
+
+    def opened(self, children: list) -> list:
+        """The top-level children, where one group holds most of the layers (DenseNet's and
+        torchvision's ``features``) its children instead, as deep as that goes: drawn without that
+        group's box, so a wrap can cut between them (Graphviz keeps a box in one piece)."""
+        units = list(children)
+        total = len(self.graph.nodes)
+        depth = self.options.depth
+        while True:
+            big = next((i for i, c in enumerate(units) if isinstance(c, _Tree) and 2 * len(c.members) > total
+                        and c.known_group.kind == "block" and (depth is None or len(_parts(c.path)) <= depth)),
+                       None)
+            if big is None:
+                return units
+            units[big:big + 1] = self.display_children(units[big])
 
     def add_edges(self, cuts: set[tuple[str, str]]) -> None:
         for tail, head in self.display_edges():
@@ -767,15 +835,16 @@ def _legend_table(entries: list[tuple[str, str]], columns: int, block: bool) -> 
 
 
 def to_dot(summary, depth: int | None = None, rankdir: str = "TB", shapes: bool = True, legend: bool = True,
-           fold: bool = True, compact: bool = True, wrap: int = 1) -> str:
+           fold: bool = True, compact: bool = True, wrap: int = 1, note: str = "") -> str:
     """The DOT text of a Summary's graph (deterministic: same summary and options, same text)."""
-    return dot_and_nodes(summary, depth, rankdir, shapes, legend, fold, compact, wrap)[0]
+    return dot_and_nodes(summary, depth, rankdir, shapes, legend, fold, compact, wrap, note)[0]
 
 
 def dot_and_nodes(summary, depth: int | None = None, rankdir: str = "TB", shapes: bool = True, legend: bool = True,
-                  fold: bool = True, compact: bool = True, wrap: int = 1) -> tuple[str, dict[str, list[str]]]:
+                  fold: bool = True, compact: bool = True, wrap: int = 1,
+                  note: str = "") -> tuple[str, dict[str, list[str]]]:
     """The DOT text, and for each DOT node the paths of the layers it shows (a page maps clicks so)."""
-    options = DotOptions(depth, rankdir, shapes, legend, fold, compact, wrap)
+    options = DotOptions(depth, rankdir, shapes, legend, fold, compact, wrap, note)
     options.check()
     writer = _DotWriter(summary, options)
     text = writer.write()
@@ -794,6 +863,9 @@ def graph_picture(summary, wrap: int | str = "auto", **options):
     if wrap != "auto" and (isinstance(wrap, bool) or not isinstance(wrap, int)):
         raise UsageError(f"wrap must be 'auto' or an integer from 1 to {MAX_WRAP}, found {wrap!r}")
     dot = to_dot(summary, wrap=wrap if isinstance(wrap, int) else 1, **options)
+    if wrap == "auto" and options.get("depth") is None and _items(dot) > SLIDE_ITEMS:
+        options = {**options, **_slide_depth(summary, options)}
+        dot = to_dot(summary, **options)
     if wrap != "auto" or find_engine() is None:
         return Picture(lazy_scene=lambda: dot_scene(dot, title=summary.name), dot=dot, formats=FORMATS,
                        write_other=lambda path, fmt: render_dot(dot, path, fmt))
@@ -807,6 +879,22 @@ def graph_picture(summary, wrap: int | str = "auto", **options):
                 dot, scene = wrapped, other
     final = dot
     return Picture(scene, dot=dot, formats=FORMATS, write_other=lambda path, fmt: render_dot(final, path, fmt))
+
+
+def _items(dot: str) -> int:
+    """Nodes and clusters: what a reader has to take in."""
+    return dot.count("[label=") + dot.count("subgraph cluster_") + dot.count('subgraph "cluster_')
+
+
+def _slide_depth(summary, options: dict) -> dict:
+    """The options that collapse blocks to the deepest depth drawing at most SLIDE_ITEMS nodes and
+    clusters (at least depth 0), with a line under the title saying so."""
+    deepest = max(len(_parts(n.path)) for n in summary.graph.nodes) - 2
+    for depth in range(max(deepest, 0), -1, -1):
+        if depth == 0 or _items(to_dot(summary, **{**options, "depth": depth})) <= SLIDE_ITEMS:
+            break
+    return {"depth": depth, "note": f"blocks collapsed to depth {depth} (automatically: more than {SLIDE_ITEMS} "
+                                    "nodes and boxes in full; --depth chooses)"}
 
 
 def _misfit(scene, aspect: float = 16 / 9) -> float:

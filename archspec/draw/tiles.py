@@ -4,9 +4,10 @@ What a filter or a feature map looks like depends on how its numbers become grey
 each tile says how (``Tile.scale``) and is normalised on its own: a weak filter is as visible
 as a strong one, which is what published pictures of learned filters do (Zeiler & Fergus, 2014). Tiny tiles (3×3
 or 5×5 kernels) are enlarged by whole factors with nearest-neighbour sampling, so every weight
-stays a crisp square; large ones are shrunk smoothly. The grid is drawn with Pillow directly
-(pixels, not vector shapes: a 64×64 map as 4096 rectangles would be absurd), with the same
-fonts as every other picture (``scene.font``).
+stays a crisp square; large ones are shrunk smoothly. The grid is drawn with matplotlib, like
+every chart (``figure.py``): each tile is copied in as pixels (``figimage``, not vector shapes: a
+64×64 map as 4096 rectangles would be absurd), the text is set in DejaVu Sans, the family of every
+other picture, and the layout is archspec's own, in whole pixels.
 
 Each PNG records its layout in text chunks (``archspec.tiles``, ``archspec.grid``), and the
 returned ``Picture`` gives every tile's box, so tests and tools can check what was drawn.
@@ -22,7 +23,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import UsageError
-from .scene import font
+from .scene import text_width
 from .style import INK, MUTED
 
 SCALES = ("minmax", "auto", "abs", "signed", "unit")
@@ -30,7 +31,8 @@ GAP, LABEL, MARGIN = 6, 15, 14  # pixels between tiles, under each tile for its 
 MAX_WIDTH = 1800  # pixels: a grid wider than a screen is shrunk tile by tile
 MIN_TEXT_WIDTH = 520  # pixels: a narrow grid still gets a readable line of subtitle
 MAX_PIXELS = 40_000_000  # the picture is refused beyond this, before anything is allocated
-BACKGROUND, FRAME, PADDING_GREY = (255, 255, 255), (200, 200, 200), 0.5
+BACKGROUND, FRAME, PADDING_GREY = "#ffffff", "#c8c8c8", 0.5
+DPI = 72  # one point per pixel: font sizes and the layout count the same units
 
 
 @dataclass
@@ -149,92 +151,104 @@ def _box(tiles: list[Tile], columns: int, tile_px: int | None) -> tuple[int, int
     return max(8, round(tile_px * w / long)), max(8, round(tile_px * h / long))
 
 
-def _text(draw, xy, text, size, colour, anchor="la", weight="normal"):
-    draw.text(xy, text, font=font(size, weight), fill=colour, anchor=anchor)
-
-
-def _fitted(draw, text: str, size: int, width: int) -> str:
+def _fitted(text: str, size: int, width: float, weight: str = "normal") -> str:
     """``text`` cut (with an ellipsis) to fit ``width`` pixels."""
-    fnt = font(size)
-    if draw.textlength(text, font=fnt) <= width:
+    if text_width(text, size, weight) <= width:
         return text
-    while text and draw.textlength(text + "…", font=fnt) > width:
+    while text and text_width(text + "…", size, weight) > width:
         text = text[:-1]
     return text + "…"
 
 
-def _wrap(draw, text: str, size: int, width: int) -> list[str]:
+def _wrap(text: str, size: int, width: float) -> list[str]:
     """``text`` broken at spaces into lines of at most ``width`` pixels."""
-    fnt = font(size)
     lines: list[str] = []
     for word in text.split(" "):
-        if lines and draw.textlength(f"{lines[-1]} {word}", font=fnt) <= width:
+        if lines and text_width(f"{lines[-1]} {word}", size) <= width:
             lines[-1] = f"{lines[-1]} {word}"
         else:
             lines.append(word)
-    return [_fitted(draw, line, size, width) for line in lines]
-
-
-def _hex(colour: str) -> tuple[int, int, int]:
-    return int(colour[1:3], 16), int(colour[3:5], 16), int(colour[5:7], 16)
+    return [_fitted(line, size, width) for line in lines]
 
 
 def render(grid: Grid):
-    """The grid as a Pillow image, and each tile's box (left, top, right, bottom)."""
-    from PIL import Image, ImageDraw
+    """The grid as a matplotlib figure (one point per pixel), and each tile's box (left, top, right, bottom).
+
+    The layout is in whole pixels: tiles are placed with ``figimage``, which copies pixels
+    without resampling, so an enlarged 3×3 kernel stays nine crisp squares.
+    """
+    from matplotlib.patches import Rectangle
+    from matplotlib.transforms import IdentityTransform
+
+    from .figure import new_figure, style
 
     tiles = grid.tiles
     columns = max(1, min(grid.columns, len(tiles) or 1))
     rows = max(1, math.ceil(len(tiles) / columns))
     box_w, box_h = _box(tiles, columns, grid.tile_px)
-    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     row_w = 0
     if grid.row_labels:
-        row_w = int(max(probe.textlength(r, font=font(12)) for r in grid.row_labels)) + 12
+        row_w = int(max(text_width(r, 12) for r in grid.row_labels)) + 12
     label_h = LABEL if any(t.label for t in tiles) else 0
     width = MARGIN * 2 + row_w + columns * box_w + (columns - 1) * GAP
     if grid.title:
-        width = max(width, MARGIN * 2 + int(probe.textlength(grid.title, font=font(17, "bold"))))
-    width = max(width, min(MIN_TEXT_WIDTH, MARGIN * 2 + int(probe.textlength(grid.subtitle, font=font(12)))))
-    subtitle = _wrap(probe, grid.subtitle, 12, width - 2 * MARGIN) if grid.subtitle else []
+        width = max(width, MARGIN * 2 + math.ceil(text_width(grid.title, 17, "bold")))
+    width = max(width, min(MIN_TEXT_WIDTH, MARGIN * 2 + math.ceil(text_width(grid.subtitle, 12))))
+    subtitle = _wrap(grid.subtitle, 12, width - 2 * MARGIN) if grid.subtitle else []
     head = MARGIN + (32 if grid.title else 0) + 16 * len(subtitle) + (6 if subtitle else 0)
     head += LABEL if grid.column_labels else 0
     height = head + rows * (box_h + label_h) + (rows - 1) * GAP + MARGIN
     if width * height > MAX_PIXELS:
         raise UsageError(f"a grid of {len(tiles)} tiles would be {width}×{height} pixels: show fewer tiles")
-    image = Image.new("RGB", (width, height), BACKGROUND)
-    draw = ImageDraw.Draw(image)
-    y = MARGIN
-    if grid.title:
-        _text(draw, (MARGIN, y), grid.title, 17, _hex(INK), weight="bold")
-        y += 26
-    for line in subtitle:
-        _text(draw, (MARGIN, y), line, 12, _hex(MUTED))
-        y += 16
-    for c, label in enumerate(grid.column_labels[:columns]):
-        centre = MARGIN + row_w + c * (box_w + GAP) + box_w // 2
-        _text(draw, (centre, head - 3), _fitted(draw, label, 11, box_w + GAP - 2), 11, _hex(INK), anchor="md")
-    boxes = []
-    for i, tile in enumerate(tiles):
-        r, c = divmod(i, columns)
-        left = MARGIN + row_w + c * (box_w + GAP)
-        top = head + r * (box_h + label_h + GAP)
-        rgb = to_rgb(tile.pixels, tile.scale)
-        w, h, nearest = _fit(rgb.shape[0], rgb.shape[1], box_w, box_h)
-        picture = Image.fromarray(rgb, "RGB")
-        if (w, h) != picture.size:
-            picture = picture.resize((w, h), Image.Resampling.NEAREST if nearest else Image.Resampling.LANCZOS)
-        x0, y0 = left + (box_w - w) // 2, top + (box_h - h) // 2
-        image.paste(picture, (x0, y0))
-        draw.rectangle((x0 - 1, y0 - 1, x0 + w, y0 + h), outline=FRAME)
-        boxes.append((x0, y0, x0 + w, y0 + h))
-        if tile.label:
-            text = _fitted(draw, tile.label, 11, box_w + GAP - 2)
-            _text(draw, (left + box_w // 2, top + box_h + 3), text, 11, _hex(INK), anchor="ma")
-    for r, label in enumerate(grid.row_labels[:rows]):
-        top = head + r * (box_h + label_h + GAP)
-        _text(draw, (MARGIN, top + box_h // 2), label, 12, _hex(INK), anchor="lm")
-    return image, boxes, rows, columns
+    with style():
+        figure = new_figure(width / DPI, height / DPI, dpi=DPI, constrained=False)
+        figure.patch.set_facecolor(BACKGROUND)
+
+        def text(x, y, words, size, colour=INK, ha="left", va="top", weight="normal"):
+            # figure pixels from the top left, as the layout counts them
+            figure.text(x, height - y, words, fontsize=size, color=colour, ha=ha, va=va, fontweight=weight,
+                        transform=IdentityTransform())
+
+        y = MARGIN
+        if grid.title:
+            text(MARGIN, y, grid.title, 17, weight="bold")
+            y += 26
+        for line in subtitle:
+            text(MARGIN, y, line, 12, MUTED)
+            y += 16
+        for c, label in enumerate(grid.column_labels[:columns]):
+            centre = MARGIN + row_w + c * (box_w + GAP) + box_w // 2
+            text(centre, head - 3, _fitted(label, 11, box_w + GAP - 2), 11, ha="center", va="bottom")
+        boxes = []
+        for i, tile in enumerate(tiles):
+            r, c = divmod(i, columns)
+            left = MARGIN + row_w + c * (box_w + GAP)
+            top = head + r * (box_h + label_h + GAP)
+            rgb = to_rgb(tile.pixels, tile.scale)
+            w, h, nearest = _fit(rgb.shape[0], rgb.shape[1], box_w, box_h)
+            x0, y0 = left + (box_w - w) // 2, top + (box_h - h) // 2
+            figure.figimage(_resized(rgb, w, h, nearest), xo=x0, yo=height - y0 - h, origin="upper", resize=False)
+            figure.patches.append(Rectangle((x0 - 1.5, height - y0 - h - 0.5), w + 2, h + 2, fill=False,
+                                            edgecolor=FRAME, linewidth=1, transform=IdentityTransform(),
+                                            antialiased=False))
+            boxes.append((x0, y0, x0 + w, y0 + h))
+            if tile.label:
+                text(left + box_w // 2, top + box_h + 3, _fitted(tile.label, 11, box_w + GAP - 2), 11, ha="center")
+        for r, label in enumerate(grid.row_labels[:rows]):
+            top = head + r * (box_h + label_h + GAP)
+            text(MARGIN, top + box_h // 2, label, 12, va="center")
+    return figure, boxes, rows, columns
+
+
+def _resized(rgb: np.ndarray, w: int, h: int, nearest: bool) -> np.ndarray:
+    """The tile at w×h pixels: whole-number enlargement by repeating pixels, else a smooth (Lanczos) shrink."""
+    if (h, w) == rgb.shape[:2]:
+        return rgb
+    if nearest:
+        return np.repeat(np.repeat(rgb, h // rgb.shape[0], axis=0), w // rgb.shape[1], axis=1)
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(rgb, "RGB").resize((w, h), Image.Resampling.LANCZOS))
 
 
 def check_output(path: str | os.PathLike) -> Path:
@@ -247,17 +261,13 @@ def check_output(path: str | os.PathLike) -> Path:
 
 def save_grid(grid: Grid, path: str | os.PathLike) -> Picture:
     """Write the grid as a PNG (atomically), its layout in the file's text chunks; returns the layout."""
-    from PIL import PngImagePlugin
-
-    from ..files import atomic_write
+    from .figure import save_figure
 
     path = check_output(path)
-    image, boxes, rows, columns = render(grid)
-    info = PngImagePlugin.PngInfo()
-    info.add_text("archspec.tiles", str(len(grid.tiles)))
-    info.add_text("archspec.grid", f"{rows}x{columns}")
+    figure, boxes, rows, columns = render(grid)
+    info = {"archspec.tiles": str(len(grid.tiles)), "archspec.grid": f"{rows}x{columns}"}
     if grid.title:
-        info.add_text("Title", grid.title)
-    atomic_write(path, lambda tmp: image.save(tmp, format="PNG", pnginfo=info))
-    return Picture(path, rows, columns, len(grid.tiles), tuple(boxes), tuple(t.label for t in grid.tiles),
-                   image.size)
+        info["Title"] = grid.title
+    save_figure(figure, path, dpi=DPI, metadata=info)
+    size = (round(figure.get_figwidth() * DPI), round(figure.get_figheight() * DPI))
+    return Picture(path, rows, columns, len(grid.tiles), tuple(boxes), tuple(t.label for t in grid.tiles), size)

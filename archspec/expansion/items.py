@@ -2,15 +2,14 @@
 unit that expands it; names, automatic names and ``from:`` wiring."""
 from __future__ import annotations
 
-import keyword
 from typing import Any
 
 from ..graph import INPUT
 from ..layers import did_you_mean, lookup
 from ..layers.base import _found
 from ..loader import PathKey
-from ..vocabulary import (ITEM_MESSAGE, ITEM_NAME_MESSAGE, ITEM_NAME_RE, ITEM_OPTIONS, PART_SEPARATOR,
-                          RESIDUAL_MERGE, STRUCTURES, unknown_kind_hint)
+from ..vocabulary import (ITEM_MESSAGE, ITEM_NAME_MESSAGE, ITEM_OPTIONS, PART_SEPARATOR, RESIDUAL_MERGE, STRUCTURES,
+                          item_name, unknown_kind_hint)
 from .scope import FAILED, Parts, Scope
 from .state import MAX_ITEMS, MAX_NESTING, MAX_NODES, Expansion, TooBig
 
@@ -135,15 +134,14 @@ class Items:
     def local_name(self, kind: str, options: dict, scope: Scope, kp: PathKey) -> str | None:
         doc = scope.document
         if "name" in options:
-            name = self.ex.evaluate(options["name"], scope.params, doc, kp + ("name",))
+            name = self.ex.evaluate(options["name"], scope.params, doc, kp + ("name",), template=True)
             where = doc.locate(kp + ("name",))
             if name is FAILED:
                 return None
-            if isinstance(name, int) and not isinstance(name, bool) and name >= 0:
-                name = str(name)  # name: 0, as torchvision's Sequential children
-            if not isinstance(name, str) or not ITEM_NAME_RE.match(name) or keyword.iskeyword(name):
+            if item_name(name) is None:
                 self.ex.error(f"name {name!r} {ITEM_NAME_MESSAGE}", where)
                 return None
+            name = item_name(name)
             if name == INPUT:
                 self.ex.error("'input' is reserved for the input of a block or spec", where)
                 return None

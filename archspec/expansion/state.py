@@ -50,10 +50,14 @@ class Expansion:
     def error(self, message: str, where: Location, node: str = "") -> None:
         self.problems.add(message, where, node)
 
-    def evaluate(self, value: Any, params: dict, document: Document, key_path: PathKey, node: str = "") -> Any:
-        """Evaluate ``$`` expressions anywhere inside a value; FAILED if one cannot be."""
+    def evaluate(self, value: Any, params: dict, document: Document, key_path: PathKey, node: str = "",
+                 template: bool = False) -> Any:
+        """Evaluate ``$`` expressions anywhere inside a value; FAILED if one cannot be. With
+        ``template``, a string of ``${...}`` parts amid text is rendered (names: "block${k}-${i}")."""
         if isinstance(value, str) and expr.is_expression(value):
             try:
+                if template and expr.is_template(value):
+                    return expr.render(value, params)
                 return expr.evaluate(value, params)
             except expr.ExpressionError as exc:
                 message = f"{exc} in {value!r}"

@@ -8,8 +8,8 @@ from ..graph import Group, Node
 from ..layers import ShapeError, did_you_mean, fmt_shape, lookup_known
 from ..layers.base import _found
 from ..loader import PathKey
-from ..vocabulary import (DEFAULT_MERGE, ITEM_NAME_RE, NAME_RE, NO_SHORTCUT, RESIDUAL_MERGE, SHORTCUT_MESSAGE,
-                          merges)
+from ..vocabulary import (DEFAULT_MERGE, ITEM_NAME_MESSAGE, NAME_RE, NO_SHORTCUT, RESIDUAL_MERGE, SHORTCUT_MESSAGE,
+                          item_name, merges)
 from .scope import FAILED, Scope
 from .state import MAX_REPEAT, Expansion
 
@@ -41,6 +41,11 @@ class Structures:
         if len(inputs) != 1:
             self.ex.error(f"repeat takes 1 input, found {len(inputs)}", doc.locate(kp), path)
             return FAILED
+        copy_name = item.get("copy_name")
+        if copy_name is not None and path is None:
+            self.ex.error("copy_name names the copies of a named repeat: give the repeat a name",
+                          doc.locate(kp + ("copy_name",)))
+            return FAILED
         current = inputs[0]
         if path is None:
             # An unnamed repeat is as if its body were written out `times` times in place.
@@ -53,14 +58,36 @@ class Structures:
         # A named repeat is a namespace of numbered copies, as torchvision's layer1.0, layer1.1.
         # a block whose body is this one repeat keeps its block name as the label
         self.ex.groups.setdefault(path, Group(path, "repeat", f"×{times}", doc.locate(kp)))
+        copies: set[str] = set()
         for k in range(times):
             if current is FAILED:
                 return FAILED
-            copy = f"{path}.{k}"
-            inner = scope.child(copy, current, params={**scope.params, index: k}, trainable=trainable)
+            params = {**scope.params, index: k}
+            local = str(k) if copy_name is None else self.copy_name(copy_name, params, doc, kp, path, copies)
+            if local is None:
+                return FAILED
+            copy = f"{path}.{local}"
+            inner = scope.child(copy, current, params=params, trainable=trainable)
             self.ex.groups[copy] = Group(copy, "iteration", f"{k + 1} of {times}", doc.locate(kp))
             current = self.ex.items.expand_items(body, inner, kp + ("body",), current, collapse_into=copy)
         return current
+
+    def copy_name(self, template, params: dict, doc, kp: PathKey, path: str, taken: set[str]) -> str | None:
+        """One copy's name from the repeat's copy_name (an expression or template of the index)."""
+        where = doc.locate(kp + ("copy_name",))
+        value = self.ex.evaluate(template, params, doc, kp + ("copy_name",), path, template=True)
+        if value is FAILED:
+            return None
+        name = item_name(value)
+        if name is None:
+            self.ex.error(f"copy_name {value!r} {ITEM_NAME_MESSAGE}", where, path)
+        elif name in taken:
+            self.ex.error(f"copy_name gives two copies the name {name!r}: make it depend on the index",
+                          where, path)
+            return None
+        else:
+            taken.add(name)
+        return name
 
     def expand_parallel(self, item, scope, kp, path, inputs, trainable, local) -> Any:
         doc = scope.document
@@ -91,11 +118,11 @@ class Structures:
             body, body_kp = branch, bkp
             if isinstance(branch, dict) and "body" in branch:
                 name, body, body_kp = branch.get("name", name), branch["body"], bkp + ("body",)
-                if isinstance(name, int) and not isinstance(name, bool) and name >= 0:
-                    name = str(name)
-                if not isinstance(name, str) or not ITEM_NAME_RE.match(name):
-                    self.ex.error(f"branch name {name!r} is not a valid name", doc.locate(bkp + ("name",)), path)
+                checked = item_name(name)
+                if checked is None:
+                    self.ex.error(f"branch name {name!r} {ITEM_NAME_MESSAGE}", doc.locate(bkp + ("name",)), path)
                     return FAILED
+                name = checked
             elif isinstance(branch, dict):
                 body, body_kp = [branch], None  # a single layer written without a list
             if not isinstance(body, list):
@@ -135,12 +162,22 @@ class Structures:
     def expand_residual(self, item, scope, kp, path, inputs, trainable, local) -> Any:
         doc = scope.document
         body, shortcut = item.get("residual"), item.get("shortcut")
+        side_name = "downsample"
+        if isinstance(shortcut, dict) and "body" in shortcut:  # {name: proj, body: [...]}
+            checked = item_name(shortcut.get("name", side_name))
+            if checked is None:
+                self.ex.error(f"shortcut name {shortcut.get('name')!r} {ITEM_NAME_MESSAGE}",
+                              doc.locate(kp + ("shortcut", "name")), path)
+                return FAILED
+            side_name = checked
+            shortcut, shortcut_kp = shortcut["body"], kp + ("shortcut", "body")
+        else:
+            shortcut_kp = kp + ("shortcut",)
         if not isinstance(body, list) or not body:
             self.ex.error("residual needs its main path: a list of layers", doc.locate(kp + ("residual",)), path)
             return FAILED
         if shortcut is not None and shortcut != NO_SHORTCUT and (not isinstance(shortcut, list) or not shortcut):
-            self.ex.error(f"{SHORTCUT_MESSAGE}, found {_found(shortcut)}",
-                          doc.locate(kp + ("shortcut",)), path)
+            self.ex.error(f"{SHORTCUT_MESSAGE}, found {_found(shortcut)}", doc.locate(shortcut_kp), path)
             return FAILED
         if len(inputs) != 1 or inputs[0] is FAILED:
             if len(inputs) != 1:
@@ -157,16 +194,15 @@ class Structures:
         if main_shape != in_shape and shortcut == NO_SHORTCUT:
             return main  # the shape changes: no connection, as MobileNetV2's inverted residual
         if main_shape is not None and in_shape is not None and main_shape != in_shape and shortcut:
-            name = "downsample"
-            k = 1
-            while name in scope.names:
+            name, k = side_name, 1
+            while name in scope.names:  # a second residual in the same namespace: downsample2, proj2
                 k += 1
-                name = f"downsample{k}"
+                name = f"{side_name}{k}"
             scope.names[name] = None
             side_path = scope.join(name)
-            self.ex.groups[side_path] = Group(side_path, "shortcut", "projection", doc.locate(kp + ("shortcut",)))
+            self.ex.groups[side_path] = Group(side_path, "shortcut", "projection", doc.locate(shortcut_kp))
             side_scope = scope.child(side_path, source, trainable=trainable)
-            side = self.ex.items.expand_items(shortcut, side_scope, kp + ("shortcut",), source)
+            side = self.ex.items.expand_items(shortcut, side_scope, shortcut_kp, source)
 
         def explain(shapes):
             main_s, side_s = shapes

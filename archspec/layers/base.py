@@ -361,6 +361,7 @@ class LayerType:
     example_args: ClassVar[dict] = {}  # values of required arguments for docs/layers.md's example
     short_name: ClassVar[str] = ""  # the word diagrams print ("conv" for conv2d); "" = the name
     glyph: ClassVar[str] = ""  # a merge drawn as a symbol in diagrams ("+" for add), "" = a box
+    glyph_words: ClassVar[str] = ""  # what a diagram's legend says for the glyph ("addition")
     affine_words: ClassVar[tuple[str, str]] = ("weights", "bias")  # what the learned pair is called
 
     @property

@@ -22,6 +22,7 @@ class Merge(LayerType):
 class Add(Merge):
     name = "add"
     glyph = "+"
+    glyph_words = "addition"
     doc = "Element-wise sum of inputs of equal shape (the residual connection)."
 
     def output_shape(self, a, inputs):
@@ -70,6 +71,8 @@ class Concat(Merge):
 class Mul(Merge):
     name = "mul"
     aliases = ("multiply",)
+    glyph = "×"
+    glyph_words = "product (a gate)"
     max_inputs = 2
     doc = ("Element-wise product of two inputs of the same rank, a size-1 axis broadcasting: a (C, 1, 1) "
            "gate times a (C, H, W) map is squeeze-and-excitation (Hu et al., 2018).")
