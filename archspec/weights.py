@@ -139,7 +139,7 @@ def _parse_header(raw: bytes, data_bytes: int, where: Location) -> tuple[dict[st
         raise ArchspecError("not a safetensors file (its metadata is not a table of strings)", where)
     spans = []
     for name, entry in header.items():
-        ok = (isinstance(entry, dict) and entry.get("dtype") in DTYPE_SIZES
+        ok = (isinstance(entry, dict) and isinstance(entry.get("dtype"), str) and entry["dtype"] in DTYPE_SIZES
               and isinstance(entry.get("shape"), list)
               and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in entry["shape"])
               and isinstance(entry.get("data_offsets"), list) and len(entry["data_offsets"]) == 2

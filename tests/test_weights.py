@@ -455,9 +455,11 @@ def two_tensors(first=(0, 16), second=(16, 32), data=bytes(32)) -> bytes:
     (two_tensors(second=(24, 40), data=bytes(40)), "tensor 'b' leaves a gap before it"),
     (two_tensors(second=(8, 24), data=bytes(32)), "tensor 'b' overlaps the one before it"),
     (safetensors_bytes({"a": {"dtype": "F32", "shape": [True], "data_offsets": [0, 4]}}, bytes(4)), "offsets do not add up"),
+    # found by bench/fuzz.sh: a list as the dtype is no name to look up
+    (safetensors_bytes({"a": {"dtype": [], "shape": [1], "data_offsets": [0, 4]}}, bytes(4)), "offsets do not add up"),
     (struct.pack("<Q", 200_000) + b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
     (struct.pack("<Q", 100_007) + b'{"a":' + b"[" * 100_000 + b"  ", "nested too deeply"),
-], ids=["trailing-bytes", "gap", "overlap", "bool-shape", "deep-header", "deep-unbalanced"])
+], ids=["trailing-bytes", "gap", "overlap", "bool-shape", "list-dtype", "deep-header", "deep-unbalanced"])
 def test_a_bad_layout_is_one_message(tmp_path, blob, message):
     path = tmp_path / "w.safetensors"
     path.write_bytes(blob)
