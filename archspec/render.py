@@ -9,10 +9,6 @@ import io
 import json
 from typing import TYPE_CHECKING
 
-from rich import box
-from rich.console import Group
-from rich.table import Table
-
 from .graph import INPUT
 from .layers import lookup_known
 
@@ -108,6 +104,9 @@ FOLDED_MIN = {"Layer": 12, "Type": 12}
 
 
 def _table(s: Summary, headers: dict[str, str], rows: list[list[str]], fold: bool):
+    from rich import box
+    from rich.table import Table  # rich only for the table: json, csv and markdown never import it
+
     """The per-layer table; numbers and headers get their full width, text columns give way."""
     title = f"{s.name}  input {shape_text(s.input)}  batch {s.batch}  {s.dtype}"
     table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left", pad_edge=False)
@@ -143,6 +142,7 @@ def _needed_width(headers: dict[str, str], rows: list[list[str]], fold: bool) ->
 
 def _stacked(s: Summary, rows: list[list[str]]):
     """For very narrow consoles: one block per layer, every figure labelled, wrapped at spaces."""
+    from rich.console import Group
     from rich.padding import Padding
     from rich.text import Text
 
@@ -173,6 +173,9 @@ class SummaryTable:
         return _stacked(self.summary, self.rows)
 
     def __rich_console__(self, console, options):
+        from rich.console import Group
+        from rich.table import Table
+
         totals = Table.grid(padding=(0, 2))
         totals.add_column(style="bold", overflow="fold")
         totals.add_column(overflow="fold")

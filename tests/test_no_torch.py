@@ -103,3 +103,17 @@ def test_summary_and_validate_processes_import_only_what_they_use():
     unneeded = sorted(m for m in modules if m not in NEEDED_FOR_THE_SCHEMA
                       and any(m == p or m.startswith(p + ".") for p in NOT_NEEDED_BY_THE_ANALYSIS))
     assert unneeded == [], f"imported by summary/validate without being used: {unneeded}"
+
+
+def test_machine_readable_summaries_never_import_rich():
+    probe = textwrap.dedent("""
+        import sys, io, contextlib
+        from archspec.cli import main
+        with contextlib.redirect_stdout(io.StringIO()):
+            for fmt in ("json", "csv", "markdown"):
+                assert main(["summary", "specs/vgg16.yaml", "--format", fmt], standalone_mode=False) in (None, 0)
+        print("RICH:", sorted(m for m in sys.modules if m == "rich" or m.startswith("rich."))[:3])
+    """)
+    r = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "RICH: []" in r.stdout, r.stdout
