@@ -970,3 +970,22 @@ def test_sum_pool_ceil_mode_follows_torchs_rule(raw, shape):
     torch.testing.assert_close(y, expected)
     declared = _declared_saved_bytes(layer, args, [shape], out, trains=False)
     assert declared == _autograd_saved_bytes(fn, None, [torch.randn(BATCH, *shape, requires_grad=True)])
+
+
+@pytest.mark.parametrize("type_name, raw, shape", [
+    # found by bench/fuzz.sh (seed 90211): the count of real pixels PaddedAvgPool2d divides by is kept too
+    ("avgpool2d", {"kernel": 2, "padding": "same", "count_include_pad": False}, (1, 1, 1)),
+    ("avgpool2d", {"kernel": [2, 4], "padding": "same", "count_include_pad": False}, (3, 5, 6)),
+    # with p = 1 torch multiplies by one zero scalar instead of drawing noise
+    ("spatial_dropout", {"p": 1.0}, (1, 1, 1)),
+    ("spatial_dropout", {"p": 1.0}, (4, 3, 3)),
+    ("dropout", {"p": 1.0}, (4, 3, 3)),
+])
+def test_saved_for_backward_edge_cases(type_name, raw, shape):
+    layer = REGISTRY[type_name]
+    args, out = catalogue(layer, raw, [shape])
+    fn, module = _constructed(layer, args, [shape], out)
+    if module is not None:
+        module.train()
+    declared = _declared_saved_bytes(layer, args, [shape], out, trains=False)
+    assert declared == _autograd_saved_bytes(fn, module, [torch.randn(BATCH, *shape, requires_grad=True)])

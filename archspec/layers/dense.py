@@ -96,15 +96,23 @@ class DropoutBase(LayerType):
     def key_params(self, a):
         return f"p={a['p']:g}"
 
+    def saved(self, a, inputs, out):
+        if a["p"] == 0:
+            return []  # torch returns the input itself
+        if a["p"] == 1:
+            return [Saved("own", numel=1, per_batch=False)]  # torch multiplies by one zero scalar
+        return self.noise_saved(inputs, out)
+
+    def noise_saved(self, inputs, out) -> list[Saved]:
+        raise NotImplementedError
+
 
 @register
 class Dropout(DropoutBase):
     name = "dropout"
     doc = "Zeroes random elements while training, scaling the rest by 1/(1-p)."
 
-    def saved(self, a, inputs, out):
-        if a["p"] == 0:
-            return []  # torch returns the input itself
+    def noise_saved(self, inputs, out):
         return [Saved("own", numel=math.prod(out), itemsize=1)]  # the boolean mask
 
     def torch(self, a, inputs, out):
@@ -120,10 +128,10 @@ class SpatialDropout(DropoutBase):
     ranks = (3,)
     doc = "Zeroes whole channels while training (Keras SpatialDropout2D, torch Dropout2d)."
 
-    def saved(self, a, inputs, out):
+    def noise_saved(self, inputs, out):
         # output = input * per-channel noise; the input needs no gradient from it, so autograd
-        # keeps only the noise (N*C values), not the input; with p = 0 torch returns the input itself
-        return [Saved("own", numel=inputs[0][0])] if a["p"] > 0 else []
+        # keeps only the noise (N*C values), not the input
+        return [Saved("own", numel=inputs[0][0])]
 
     def torch(self, a, inputs, out):
         from torch import nn

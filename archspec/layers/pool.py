@@ -78,7 +78,11 @@ class AvgPool2d(WindowPool):
             "count_include_pad": Arg(Bool(), True, "count padded zeros in the mean")}
 
     def saved(self, a, inputs, out):
-        return _input_or_padded_copy(self, a, inputs[0])
+        saved = _input_or_padded_copy(self, a, inputs[0])
+        if saved[0].what == "own" and not a["count_include_pad"]:
+            # PaddedAvgPool2d divides by the count of real pixels in each window: one map for the batch
+            saved.append(Saved("own", numel=out[1] * out[2], per_batch=False))
+        return saved
 
     def torch(self, a, inputs, out):
         from torch import nn
