@@ -501,3 +501,10 @@ def test_a_picture_drawn_for_a_slide_collapses_blocks_only_when_it_must():
     assert _items(dot) <= SLIDE_ITEMS and "<b>1×1 → 3×3</b>" in dot  # each branch one node, named by its kernels
     assert "collapsed to depth 1" in dot
     assert _items(to_dot(archspec.summarize("resnet50"))) <= SLIDE_ITEMS  # folded, it fits as it is
+
+
+def test_the_docs_gallery_holds_every_zoo_spec_in_both_styles():
+    from archspec import zoo
+
+    expected = {f"{name}{style}.{kind}" for name in zoo.names() for style in ("", "-boxes") for kind in ("svg", "png")}
+    assert {p.name for p in (ROOT / "docs" / "zoo").iterdir()} == expected
