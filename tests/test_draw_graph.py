@@ -512,3 +512,10 @@ def test_every_zoo_spec_fits_a_slide_as_a_graph():
     for name in archspec.zoo.names():
         scene = graph_picture(archspec.summarize(name)).scene
         assert fits_slide(scene), (name, scene.width, scene.height, text_on_slide(scene))
+
+
+def test_the_docs_gallery_holds_every_zoo_spec_in_both_styles():
+    from archspec import zoo
+
+    expected = {f"{name}{style}.{kind}" for name in zoo.names() for style in ("", "-boxes") for kind in ("svg", "png")}
+    assert {p.name for p in (ROOT / "docs" / "zoo").iterdir()} == expected

@@ -1,13 +1,14 @@
 """From a spec and a data set to a finished run folder: the steps ``archspec train`` takes.
 
     spec -> graph -> options -> device -> data splits -> model -> batch size -> run folder
-         -> Trainer.fit (checkpoint, weights, metrics, curves every epoch) -> test report
+         -> Trainer.fit (checkpoint, weights, metrics every epoch; curves) -> test report
 
 ``evaluate`` and ``predict`` reuse the same pieces on saved weights.
 """
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -226,6 +227,42 @@ def _report_spec_changes(run: Run, saved: dict[str, Any], progress: Progress) ->
                          f"trained ({copy})")
 
 
+CURVES_SHARE = 0.1  # of a run's time, at most, spent redrawing curves.png
+
+
+@dataclass
+class CurvesRedraw:
+    """curves.png, kept up to date without slowing a run down.
+
+    Drawing the three panels costs about 0.4 s of a CPU core, more than an epoch of a small net
+    (LeNet-5 on the digits: 0.3 s), so redrawing after every epoch more than doubled such a run. The
+    picture is redrawn after an epoch when the time since the last drawing is at least
+    (1 - CURVES_SHARE) / CURVES_SHARE times what that drawing cost, and always at the end of a run
+    (finished, stopped early or interrupted), so the last picture shows every epoch.
+    """
+
+    path: Path
+    metric: str
+    drawn_epoch: int = -1
+    ended_at: float = 0.0
+    cost: float = 0.0
+
+    def after_epoch(self, trainer: Trainer) -> None:
+        since = time.perf_counter() - self.ended_at
+        if since * CURVES_SHARE >= self.cost * (1 - CURVES_SHARE):
+            self.draw(trainer)
+
+    def draw(self, trainer: Trainer) -> None:
+        if trainer.epoch == self.drawn_epoch:
+            return
+        from .plots import save_curves
+
+        started = time.perf_counter()
+        save_curves(trainer.history, self.path, best_epoch=trainer.best_epoch, metric=self.metric)
+        self.ended_at = time.perf_counter()
+        self.cost, self.drawn_epoch = self.ended_at - started, trainer.epoch
+
+
 def _train(spec, graph, shape, params, config, hardware, resumed: Run | None, progress, held: list[Run],
            callbacks: list) -> Outcome:
     notes: list[str] = []
@@ -257,18 +294,19 @@ def _train(spec, graph, shape, params, config, hardware, resumed: Run | None, pr
     spec_path = str(Path(spec.file).resolve()) if spec.document.path else spec.file
     metadata = weights_metadata(graph, spec_path, params, classes, mean, std, config)
     run: Run | None = resumed
+    curves: CurvesRedraw | None = None
 
     def on_epoch(trainer: Trainer, is_best: bool) -> None:
+        nonlocal curves
         assert run is not None, "epochs end only after the run folder exists"
         if is_best:
             save_weights(trainer.model, run.path("best.safetensors"), metadata)
         save_weights(trainer.model, run.path("last.safetensors"), metadata)
         save_checkpoint(run.path("checkpoint.safetensors"), trainer.state())
         run.write_metrics(trainer.history)
-        from .plots import save_curves
-
-        save_curves(trainer.history, run.path("curves.png"), best_epoch=trainer.best_epoch,
-                    metric=trainer.monitor.metric)
+        if curves is None:
+            curves = CurvesRedraw(run.path("curves.png"), trainer.monitor.metric)
+        curves.after_epoch(trainer)
 
     from .loggers import run_callbacks
 
@@ -350,8 +388,10 @@ def _train(spec, graph, shape, params, config, hardware, resumed: Run | None, pr
             try:
                 save_weights(trainer.model, run.path("interrupted.safetensors"), metadata)
                 saved = f": weights saved to {run.path('interrupted.safetensors')}"
+                if curves is not None:
+                    curves.draw(trainer)
             except (WriteError, KeyboardInterrupt):
-                saved = ": the weights of the unfinished epoch could not be saved"
+                saved = saved or ": the weights of the unfinished epoch could not be saved"
         raise Interrupted(f"{exc.problem.message}{saved}; {resume_hint} (from the end of epoch {trainer.epoch})") \
             from None
     except NonFiniteLoss as exc:
@@ -360,6 +400,8 @@ def _train(spec, graph, shape, params, config, hardware, resumed: Run | None, pr
         raise WriteError(f"{exc.problem.message}; the last checkpoint (epoch {trainer.epoch}) is whole: free some "
                          f"space, then {resume_hint}", exc.problem.location) from None
 
+    if curves is not None:
+        curves.draw(trainer)  # the epochs since the last drawing
     test_report = None
     # rank 0 wrote the best weights: it alone looks for them, reads them and hands them to the others
     has_best = distributed.broadcast_text(str(distributed.is_main() and run.path("best.safetensors").exists()),
