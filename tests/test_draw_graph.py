@@ -494,12 +494,17 @@ def test_a_picture_drawn_for_a_slide_collapses_blocks_only_when_it_must():
     from archspec.draw.graph import _wrapped, graph_picture
     from archspec.draw.slide import fits_slide
 
-    googlenet = archspec.summarize("googlenet")
-    _, full = _wrapped(googlenet, {})  # every layer, wrapped as well as it can be: past the slide
+    efficientnet = archspec.summarize("efficientnet_b1")
+    _, full = _wrapped(efficientnet, {})  # every layer, wrapped as well as it can be: past the slide
     assert not fits_slide(full)
-    picture = graph_picture(googlenet)
-    assert fits_slide(picture.scene) and "collapsed to depth 2 (automatically: the deepest that fits" in picture.dot
-    assert "<b>1×1 → 3×3</b>" in picture.dot  # each Inception branch still a box of its own, named by its kernels
+    picture = graph_picture(efficientnet)
+    assert fits_slide(picture.scene) and "collapsed to depth 4 (automatically: the deepest that fits" in picture.dot
+    _, deeper = _wrapped(efficientnet, {"depth": 5})
+    assert not fits_slide(deeper)
+    # GoogLeNet and Inception-v3 fit with every layer: each Inception branch a box titled by its kernels
+    for name, branch in (("googlenet", "<b>1×1 → 3×3</b>"), ("inception_v3", "branch5x5_2")):
+        picture = graph_picture(archspec.summarize(name))
+        assert fits_slide(picture.scene) and "collapsed to depth" not in picture.dot and branch in picture.dot
     resnet50 = graph_picture(archspec.summarize("resnet50"))  # folded, it fits as it is
     assert fits_slide(resnet50.scene) and "collapsed to depth" not in resnet50.dot
 
@@ -519,3 +524,20 @@ def test_the_docs_gallery_holds_every_zoo_spec_in_both_styles():
 
     expected = {f"{name}{style}.{kind}" for name in zoo.names() for style in ("", "-boxes") for kind in ("svg", "png")}
     assert {p.name for p in (ROOT / "docs" / "zoo").iterdir()} == expected
+
+
+def test_the_legend_says_how_folded_copies_differ():
+    densenet = to_dot(archspec.summarize("densenet121"))  # its dense layers grow by 32 channels a copy
+    assert "block: ×N copies that differ as the node says" in densenet and "identical" not in densenet.split("@legend")[1]
+    resnet = to_dot(archspec.summarize("resnet50"))
+    assert "block: ×N identical copies</td>" in resnet
+    both = to_dot(archspec.summarize("convnext_tiny"), depth=1)  # stages collapsed, nothing left to fold
+    assert "block: collapsed</td>" in both
+
+
+def test_the_merge_family_lists_every_merge_type_of_the_catalogue():
+    from archspec.draw.style import FAMILY_LABELS
+    from archspec.layers import REGISTRY
+
+    merges = [t.name for t in REGISTRY.values() if t.family == "merge"]
+    assert "mul" in merges and FAMILY_LABELS["merge"] == f"merge ({', '.join(merges)})"

@@ -535,7 +535,7 @@ class _DotWriter:
         self.dot = graphviz.Digraph(name=_plain(self.graph.name or "archspec"))
         self.display: dict[str, str] = {INPUT: INPUT_ID}  # node path -> the id of the DOT node that shows it
         self.families: list[str] = ["input"]
-        self.blocks_shown = False
+        self.blocks_shown: dict[str, None] = {}  # the kinds of white block drawn, for the legend
         self.parallels: list[_Tree] = []
         self.top_level: list = []  # the root's display children, for wrapping
 
@@ -671,7 +671,7 @@ class _DotWriter:
             self.display[n.path] = main.path
 
     def add_block_node(self, g, node_id: str, head: str, what: str, members: list[Node], tip: str,
-                       stacked: bool, note: str = "") -> None:
+                       stacked: bool, note: str = "", kind: str = "collapsed") -> None:
         params = sum(self.figures[n.path].params.total for n in members)
         macs = sum(self.figures[n.path].macs for n in members)
         figures = f"{count(params)} params" + (f" · {self.macs(macs)}" if macs else "")
@@ -685,7 +685,7 @@ class _DotWriter:
         g.node(node_id, _html(lines), **attrs)
         for n in members:
             self.display[n.path] = node_id
-        self.blocks_shown = True
+        self.blocks_shown[kind] = None
 
     def add_collapsed(self, g, tree: _Tree, branch: bool = False) -> None:
         name = _display_name(tree.path)
@@ -703,7 +703,7 @@ class _DotWriter:
         alike = "identical copies" if not run.growth else "copies alike but for channels or rates"
         self.add_block_node(g, f"@{run.path}", f"<b>{_e(run.name)}</b> ×{n}", what, run.members,
                             f"{first} .. {last}: {n} {alike} of {what}" + (f"; {run.growth}" if run.growth else ""),
-                            stacked=True, note=run.growth)
+                            stacked=True, note=run.growth, kind="copies that differ" if run.growth else "copies")
 
     # -- ranks and edges
 
@@ -823,8 +823,9 @@ def _ranks(edges: list[tuple[str, str]]) -> dict[str, int]:
     return rank
 
 
-def _legend_table(entries: list[tuple[str, str]], columns: int, block: bool) -> str:
-    """An HTML table of colour swatches and family names, ``columns`` pairs a row."""
+def _legend_table(entries: list[tuple[str, str]], columns: int, blocks) -> str:
+    """An HTML table of colour swatches and family names, ``columns`` pairs a row, and a white
+    swatch for the kinds of ``blocks`` drawn ("collapsed", "copies", "copies that differ")."""
     swatch = '<td bgcolor="{}" width="12" border="1"> </td>'
     rows = []
     for start in range(0, len(entries), columns):
@@ -832,9 +833,11 @@ def _legend_table(entries: list[tuple[str, str]], columns: int, block: bool) -> 
                         for colour, name in entries[start:start + columns])
         rows.append(f"<tr>{cells}</tr>")
     span = 2 * min(columns, len(entries))
-    if block:
+    if blocks:
+        words = {"collapsed": "collapsed", "copies": "×N identical copies",
+                 "copies that differ": "×N copies that differ as the node says"}
         rows.append(f'<tr>{swatch.format(BLOCK_COLOUR)}<td align="left" colspan="{span - 1}">'
-                    "block: collapsed, or ×N identical copies</td></tr>")
+                    f"block: {_e(', or '.join(words[k] for k in words if k in blocks))}</td></tr>")
     return ('<<table border="0" cellborder="0" cellspacing="3" cellpadding="1">'
             f'<tr><td colspan="{span}" align="left"><b>layer families</b></td></tr>' + "".join(rows) + "</table>>")
 
@@ -880,17 +883,21 @@ def graph_picture(summary, wrap: int | str = "auto", **options):
 
 
 def _wrapped(summary, options: dict) -> tuple[str, Scene]:
-    """(DOT, scene) of the graph cut into the number of pieces that brings it nearest 16:9."""
+    """(DOT, scene) of the graph cut into the number of pieces, near the one that would bring it
+    nearest 16:9, that makes its smallest text largest on a slide (``slide.text_on_slide``)."""
     dot = to_dot(summary, **options)
     scene = dot_scene(dot, title=summary.name)
-    pieces = fitting_wrap(scene.width, scene.height, options.get("rankdir", "TB"))
-    if pieces > 1:
-        wrapped = to_dot(summary, wrap=pieces, **options)
-        if wrapped != dot:
-            other = dot_scene(wrapped, title=summary.name)
-            if _misfit(other) < _misfit(scene):
-                return wrapped, other
-    return dot, scene
+    best = (text_on_slide(scene), dot, scene)
+    near = fitting_wrap(scene.width, scene.height, options.get("rankdir", "TB"))
+    if near > 1:
+        for pieces in sorted({max(2, near - 1), near, min(MAX_WRAP, near + 1)}):
+            wrapped = to_dot(summary, wrap=pieces, **options)
+            if wrapped != dot:
+                other = dot_scene(wrapped, title=summary.name)
+                legible = text_on_slide(other)
+                if legible > best[0]:
+                    best = (legible, wrapped, other)
+    return best[1], best[2]
 
 
 def _slide_picture(summary, options: dict) -> tuple[str, Scene]:
@@ -920,12 +927,6 @@ def _slide_picture(summary, options: dict) -> tuple[str, Scene]:
 def _items(dot: str) -> int:
     """Nodes and clusters: what a reader has to take in."""
     return dot.count("[label=") + dot.count("subgraph cluster_") + dot.count('subgraph "cluster_')
-
-
-def _misfit(scene, aspect: float = 16 / 9) -> float:
-    """How far a picture's shape is from ``aspect``, as a factor (1: exactly)."""
-    ratio = (scene.width / scene.height) / aspect
-    return max(ratio, 1 / ratio)
 
 
 def fitting_wrap(width: float, height: float, rankdir: str, aspect: float = 16 / 9) -> int:

@@ -25,6 +25,7 @@ from ..errors import ArchspecError
 from .scene import Circle, Group, Line, Polygon, Scene, Spline, Text, rect, text_box, text_width
 
 PX = 4 / 3  # scene units (CSS pixels at 96 dpi) per Graphviz point
+NODE_PAD = 4.0  # points kept clear between a node's text and its border
 ENGINE_TIMEOUT_S = 300
 _NAMED = {"black": "#000000", "white": "#ffffff", "none": None, "transparent": None}
 
@@ -73,9 +74,14 @@ class _Pen:
         self.bold = False
 
 
-def _items(ops: list[dict] | None, pen: _Pen, at) -> list:
-    """Scene items of xdot operations; ``at`` maps Graphviz points (y up) to scene units."""
+def _items(ops: list[dict] | None, pen: _Pen, at, box: tuple[float, float] | None = None) -> list:
+    """Scene items of xdot operations; ``at`` maps Graphviz points (y up) to scene units; ``box`` is
+    the (left, right) of the node whose label they draw, in points."""
     out: list = []
+    lines: dict[float, int] = {}  # how many pieces of text each baseline holds
+    for op in ops or ():
+        if op["op"] == "T":
+            lines[op["pt"][1]] = lines.get(op["pt"][1], 0) + 1
     for op in ops or ():
         kind = op["op"]
         if kind == "c":
@@ -130,10 +136,18 @@ def _items(ops: list[dict] | None, pen: _Pen, at) -> list:
             anchor = {"l": "start", "c": "middle", "r": "end"}.get(op.get("align", "c"), "middle")
             text, weight = op.get("text", ""), "bold" if pen.bold else "normal"
             size = pen.size
-            # the engines guess the width of characters beyond ASCII (×, →): never overflow their room
+            # the engines guess the width of characters beyond ASCII (×, →): never overflow their room.
+            # A line alone in a node (a shape "48×35×35") may keep its size if, centred where the
+            # engine centred it, it still clears the node's border: it is narrower than the node
             room, needed = float(op.get("width", 0) or 0), text_width(text, size, weight)
             if room > 0 and needed > room + 0.25:
-                size *= room / needed
+                left = float(op["pt"][0]) - {"l": 0.0, "c": room / 2, "r": room}.get(op.get("align", "c"), room / 2)
+                mid = left + room / 2
+                if (box is not None and lines[op["pt"][1]] == 1 and mid - needed / 2 >= box[0] + NODE_PAD
+                        and mid + needed / 2 <= box[1] - NODE_PAD):
+                    x, anchor = at(mid, op["pt"][1])[0], "middle"
+                else:
+                    size *= room / needed
             out.append(Text(x, y, text, size=size * PX, anchor=anchor, weight=weight,
                             colour=pen.stroke or "#000000"))
     return out
@@ -241,7 +255,11 @@ def layout_scene(data: dict, title: str = "") -> Scene:
     node_groups = []
     for node in nodes:
         pen = _Pen()
-        items = _items(node.get("_draw_"), pen, at) + _items(node.get("_ldraw_"), pen, at)
+        box = None
+        if node.get("pos") and node.get("width"):
+            centre, half = float(str(node["pos"]).split(",")[0]), float(node["width"]) * 72 / 2
+            box = (centre - half, centre + half)
+        items = _items(node.get("_draw_"), pen, at) + _items(node.get("_ldraw_"), pen, at, box)
         if items:
             name = str(node.get("name", ""))
             node_groups.append(Group(tuple(items), cls="node", label=str(node.get("tooltip", name)),

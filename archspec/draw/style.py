@@ -8,7 +8,7 @@ lightness as well as hue).
 """
 from __future__ import annotations
 
-from ..layers import FAMILIES, lookup
+from ..layers import FAMILIES, REGISTRY, lookup
 
 FAMILY_COLOURS: dict[str, str] = {
     "input": "#bab0ac",  # grey
@@ -32,7 +32,8 @@ FAMILY_LABELS: dict[str, str] = {
     "dense": "fully connected",
     "regularization": "dropout",
     "reshape": "reshape",
-    "merge": "merge (add, concat)",
+    # the merge types, from the catalogue: "merge (add, concat, mul)"
+    "merge": "merge (" + ", ".join(t.name for t in REGISTRY.values() if t.family == "merge") + ")",
 }
 
 # Distinct colours for the specs of a comparison chart (Tableau 20, dark tones first).
