@@ -2,13 +2,18 @@
 
 For every spec of ``archspec.zoo.names()`` writes the graph style at its default settings
 (``<spec>.svg`` and ``<spec>.png``) and the boxes style (``<spec>-boxes.svg``, ``-boxes.png``).
-PNGs are at 2× (``--scale``), reduced to a 256-colour palette to keep the repository small.
+PNGs are at 2× (``--scale``), reduced to a 128-colour palette to keep the repository small.
 """
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
+
+# 128 colours chosen by maximum coverage: on ConvNeXt-T's boxes and Inception-v3's graph no pixel is
+# off by more than 32 (of 765, summed over R, G, B), at about half the bytes of 256 by median cut,
+# which shifted rare colours (a legend swatch) by up to 119
+PALETTE_COLOURS = 128
 
 
 def gallery(outdir: str | Path, names: list[str] | None = None, boxes: bool = True, png: bool = True,
@@ -43,7 +48,7 @@ def _small_png(picture, path: Path, scale: float) -> Path:
     from ..files import atomic_write
 
     image = Image.open(io.BytesIO(picture.to_png(scale))).convert("RGB")
-    small = image.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    small = image.quantize(colors=PALETTE_COLOURS, method=Image.Quantize.MAXCOVERAGE, dither=Image.Dither.NONE)
     atomic_write(path, lambda tmp: small.save(tmp, format="PNG", optimize=True))
     return path
 
