@@ -10,6 +10,8 @@ import pytest
 import archspec
 from archspec.draw import boxes
 from archspec.draw.boxes import bar_height, boxes_scene, boxes_units, thickness
+from archspec.draw.slide import MIN_TEXT_PX, fits_slide, text_on_slide
+from archspec.errors import UsageError
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -123,18 +125,65 @@ def test_depth_collapses_blocks_into_one_box_each(summaries):
     assert [k for k in chain1 if k.startswith("layer")] == [f"layer{i}.{j}" for i in range(1, 5) for j in range(2)]
 
 
-def test_big_graphs_collapse_to_top_level_blocks_by_default(summaries):
+def full_depth(summary, rows=None):
+    """The picture with every layer drawn (the automatic choice may collapse blocks)."""
+    units = boxes.select_units(summary.graph, None)
+    strip = boxes._strip(units, boxes.spine(units))
+    return boxes._fewest_rows(summary, strip, None, "", True, rows)
+
+
+def test_big_graphs_collapse_to_the_deepest_depth_that_fits_a_slide(summaries):
     s = summaries("resnet152")
-    units, chain, depth = boxes_units(s)
-    assert depth == 0
-    assert chain == ["input", "conv1", "maxpool", "layer1", "layer2", "layer3", "layer4", "avgpool", "fc"]
-    root = parsed(boxes_scene(s))
-    assert any(f"more than {boxes.MAX_BOXES} boxes" in t for t in all_text(root))
-    # resnet34 fits (53 boxes and 3 projections): drawn in full
-    assert boxes_units(summaries("resnet34"))[2] is None
-    # googlenet's branches stack above its spine: 36 boxes along it, drawn in full
-    g_units, g_chain, g_depth = boxes_units(summaries("googlenet"))
-    assert g_depth is None and len(g_chain) == 37
+    scene = boxes_scene(s)
+    assert fits_slide(scene)
+    assert any("collapsed to depth 1 (automatically: the deepest that fits a slide)" in t for t in all_text(parsed(scene)))
+    # nothing deeper fits, however it wraps: every layer, then depth 2
+    assert not fits_slide(full_depth(s)) and not fits_slide(boxes_scene(s, depth=2))
+    # depth 1 is one box per bottleneck: 3 + 8 + 36 + 3 of them
+    assert sum(1 for k in keys(parsed(scene), "box") if k.startswith("layer")) == 50
+    # googlenet's branches stack above its spine: drawn in full, in rows
+    g = boxes_scene(summaries("googlenet"))
+    assert fits_slide(g) and not any("collapsed" in t for t in all_text(parsed(g)))
+
+
+def test_a_long_spine_wraps_into_rows_with_continuation_marks(summaries):
+    s = summaries("googlenet")
+    one, wrapped = full_depth(s, rows=1), boxes_scene(s)
+    assert text_on_slide(one) < MIN_TEXT_PX <= text_on_slide(wrapped)  # a 3,468-unit strip does not fit
+    root = parsed(wrapped)
+    marks = [t for t, _ in groups(root, "continued")]
+    assert marks == ["continued below", "from above"] and any(t.endswith(", in 2 rows") for t in all_text(root))
+    # every map of the spine is drawn once, but the one the second row's first branches leave (drawn again
+    # at that row's start); every branch row and arc once, none cut
+    on_spine = keys(root, "box") + keys(root, "bar") + keys(root, "merge")
+    assert len(on_spine) == len(keys(parsed(one), "box") + keys(parsed(one), "bar") + keys(parsed(one), "merge")) + 1
+    assert sorted(groups(root, "skip")) == sorted(groups(parsed(one), "skip"))
+    # the rows lie one under the other: the second's boxes all below the first's labels
+    rows_y = {}
+    for item in wrapped.items:
+        if getattr(item, "cls", "") in ("box", "label"):
+            ys = [p[1] for part in item.items for p in getattr(part, "points", ())] or [t.y for t in item.items]
+            rows_y.setdefault(item.label.split(" ")[0], []).extend(ys)
+    assert min(rows_y["inception5b.concat"]) > max(rows_y["conv1.conv"])
+    with pytest.raises(UsageError, match="rows must be"):
+        boxes_scene(s, rows=9)
+
+
+def test_inception_v3_rows_cut_between_modules_that_follow_each_other(summaries):
+    # no map lies between Mixed_5b .. Mixed_7c: a row may end with a module's concatenation, and the
+    # next begins with it again, whence the next module's branches leave
+    scene = boxes_scene(summaries("inception_v3"), depth=1, rows=3)
+    root = parsed(scene)
+    assert [t for t, _ in groups(root, "continued")].count("from above") == 2
+    repeated = [k for k in keys(root, "box") if keys(root, "box").count(k) > 1]
+    assert repeated and all(k.endswith("concat1") or k.endswith("concat") for k in repeated)
+
+
+@pytest.mark.slow
+def test_every_zoo_spec_fits_a_slide_as_boxes(summaries):
+    for name in archspec.zoo.names():
+        scene = boxes_scene(summaries(name))
+        assert fits_slide(scene), (name, scene.width, scene.height, text_on_slide(scene))
 
 
 def test_an_inception_module_is_four_branches_and_their_concatenation(summaries):
@@ -163,11 +212,13 @@ def test_an_inception_module_is_four_branches_and_their_concatenation(summaries)
     assert "glyph merge" in [t for t, _ in groups(root, "legend-entry")]
 
 
-def test_vgg16_in_full_fits_a_16_to_9_slide_by_its_width(summaries):
+def test_vgg16_in_full_fits_a_16_to_9_slide(summaries):
     scene = boxes_scene(summaries("vgg16"))
-    # on a 1920×1080 slide the picture is shown at 1920/width of its size: labels stay at 9 px or more
+    # on a 1920×1080 slide the picture is shown as large as fits: labels at 10 px or more, every layer drawn
     shrink = min(1920 / scene.width, 1080 / scene.height)
-    assert shrink * boxes.LABEL_SIZE >= 9 and scene.width / scene.height > 16 / 9
+    assert shrink * boxes.LABEL_SIZE >= 10 and not any("collapsed" in t for t in all_text(parsed(scene)))
+    # as one strip its labels would be smaller: it is drawn in two rows
+    assert text_on_slide(boxes_scene(summaries("vgg16"), rows=1)) < text_on_slide(scene)
 
 
 def test_legend_lists_the_families_drawn(summaries):

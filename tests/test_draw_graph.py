@@ -491,16 +491,27 @@ def test_copies_whose_rates_change_fold_and_say_how():
 
 
 def test_a_picture_drawn_for_a_slide_collapses_blocks_only_when_it_must():
-    from archspec.draw.graph import SLIDE_ITEMS, _items, _slide_depth
+    from archspec.draw.graph import _wrapped, graph_picture
+    from archspec.draw.slide import fits_slide
 
     googlenet = archspec.summarize("googlenet")
-    assert _items(to_dot(googlenet)) > SLIDE_ITEMS  # nine Inception modules of four branch boxes each
-    chosen = _slide_depth(googlenet, {})
-    assert chosen["depth"] == 1 and "collapsed to depth 1 (automatically" in chosen["note"]
-    dot = to_dot(googlenet, **chosen)
-    assert _items(dot) <= SLIDE_ITEMS and "<b>1×1 → 3×3</b>" in dot  # each branch one node, named by its kernels
-    assert "collapsed to depth 1" in dot
-    assert _items(to_dot(archspec.summarize("resnet50"))) <= SLIDE_ITEMS  # folded, it fits as it is
+    _, full = _wrapped(googlenet, {})  # every layer, wrapped as well as it can be: past the slide
+    assert not fits_slide(full)
+    picture = graph_picture(googlenet)
+    assert fits_slide(picture.scene) and "collapsed to depth 2 (automatically: the deepest that fits" in picture.dot
+    assert "<b>1×1 → 3×3</b>" in picture.dot  # each Inception branch still a box of its own, named by its kernels
+    resnet50 = graph_picture(archspec.summarize("resnet50"))  # folded, it fits as it is
+    assert fits_slide(resnet50.scene) and "collapsed to depth" not in resnet50.dot
+
+
+@pytest.mark.slow
+def test_every_zoo_spec_fits_a_slide_as_a_graph():
+    from archspec.draw.graph import graph_picture
+    from archspec.draw.slide import fits_slide, text_on_slide
+
+    for name in archspec.zoo.names():
+        scene = graph_picture(archspec.summarize(name)).scene
+        assert fits_slide(scene), (name, scene.width, scene.height, text_on_slide(scene))
 
 
 def test_the_docs_gallery_holds_every_zoo_spec_in_both_styles():

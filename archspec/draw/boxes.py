@@ -6,26 +6,28 @@ What is drawn
     norm, dropout) and flatten fold into the box before them and show as a narrow stripe of
     their family's colour at its right end. With ``depth=N`` (the ``--depth`` of ``archspec
     summary``: 0 keeps top-level names only) every block deeper than that is one box, its
-    output, labelled with the block's name. Without ``depth``, a graph that would need more
-    than ``MAX_BOXES`` (60) boxes is drawn at the deepest depth that needs at most
-    ``COLLAPSED_BOXES`` (30) along the spine, else at depth 0: ResNet-50 shows each bottleneck
-    block as a box, ResNet-101/152 the stem, layer1..layer4 and the head, and a network whose
-    top level is one block (torchvision's ``features``) its stages inside it.
+    output, labelled with the block's name. Without ``depth``, the picture is drawn as deep as it
+    still fits a slide (``slide.fits_slide``: on 1920 × 1080 its smallest text at 6 px or more):
+    every layer, else blocks collapsed from the deepest paths up, down to depth 0; if none fits,
+    the most legible. ResNet-50 shows each bottleneck block as a box, GoogLeNet every layer.
 
     The boxes follow the longest path from input to output (the "spine"). Every other path
     into a merge is drawn above it: a path with layers on it (an Inception branch, a ResNet
     projection) as its own row of boxes, wired from the map it leaves into the merge it joins,
     each box labelled with its kernel and size; an identity shortcut as a grey arc. Rows and
     arcs whose spans overlap go on separate levels, so an Inception module reads as four
-    parallel stacks (three rows and the spine) into its concatenation. Only the spine's length
-    counts towards ``MAX_BOXES``. Glyphs say what made a map: a funnel on a pooling box, two bars
-    on a concatenation, and for a merge whose catalogue entry declares a glyph that glyph in a
-    circle: ⊕ for an addition (its output has the shape of its inputs), ⊗ for a product (a
-    squeeze-and-excitation gate); a thin bar for a fully connected output.
+    parallel stacks (three rows and the spine) into its concatenation. Glyphs say what made a
+    map: a funnel on a pooling box, two bars on a concatenation, and for a merge whose
+    catalogue entry declares a glyph that glyph in a circle: ⊕ for an addition (its output has
+    the shape of its inputs), ⊗ for a product (a squeeze-and-excitation gate); a thin bar for a
+    fully connected output.
 
-    Slides: the picture grows left to right. VGG-16 in full is about 1,980 × 520 units, so on
-    a 16:9 slide (1920 × 1080) it is shown at its width (97%), labels at 9.7 px; deeper
-    networks are collapsed (``depth``) rather than shrunk.
+    Slides: the picture grows left to right, and a long spine wraps into up to ``MAX_ROWS``
+    rows, one under another, cut where no branch row or arc crosses (or just after the map they
+    leave, which then starts the next row again); an arrow and "continued below" end a row, "from
+    above" and an arrow begin the next. The number of rows is the one that makes the text largest
+    on a 16:9 slide, one more row gaining at least 10 %: VGG-16 in two rows, its 10-unit labels
+    at 12.7 px.
 
 Scales (documented in the picture's caption too)
     A map C×H×W is a box seen in oblique (cabinet) projection: the front face is ``thickness``
@@ -44,15 +46,20 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from ..errors import UsageError
 from ..graph import INPUT, Graph
 from ..layers import lookup, lookup_known
 from ..render import count, giga, shape_text
 from ..summary import Summary
-from .scene import Circle, Curve, Group, Line, Polygon, Scene, Text, rect, text_width
+from .scene import Circle, Curve, Group, Item, Line, Polygon, Scene, Text, moved, rect, text_width
+from .scene import bounds as scene_bounds
+from .slide import MIN_TEXT_PX, SLIDE_WIDTH, text_on_slide
 from .style import FAMILY_LABELS, INK, MUTED, darker, family_colour, family_of, lighter
 
-MAX_BOXES = 60  # more than this at full depth: collapse blocks
-COLLAPSED_BOXES = 30  # collapsed: the deepest depth with no more boxes than this along the spine
+MAX_ROWS = 4  # the most rows a long spine wraps into
+ROW_SPACING = 28.0  # between wrapped rows
+WRAP_GAIN = 1.1  # a row more must make the text this much larger on a slide
+CAPTION_SIZE = 9.0  # the scales' caption: the smallest text of the picture
 SPATIAL = 180.0  # height of the largest map
 MIN_SPATIAL = 8.0
 DEPTH_RATIO = 0.5  # cabinet projection: receding edges at half length
@@ -230,23 +237,28 @@ def skips(units: dict[str, Unit], chain: list[str]) -> list[Skip]:
 
 
 def boxes_units(summary: Summary, depth: int | None = None) -> tuple[dict[str, Unit], list[str], int | None]:
-    """(units, spine, the depth used): ``depth=None`` draws every layer up to MAX_BOXES boxes along
-    the spine, else the deepest depth that keeps the spine to COLLAPSED_BOXES (at least depth 0)."""
-    graph = summary.graph
-    if depth is None:
-        units = select_units(graph, None)
-        chain = spine(units)
-        if len(chain) - 1 <= MAX_BOXES:  # branches stack above the spine: only its length counts
-            return units, chain, None
-        deepest = max(len(n.path.split(".")) for n in graph.nodes) - 2
-        for depth in range(deepest, 0, -1):  # a block holding most of the network (features) is opened
-            units = select_units(graph, depth)
-            chain = spine(units)
-            if len(chain) - 1 <= COLLAPSED_BOXES:
-                return units, chain, depth
-        depth = 0
-    units = select_units(graph, depth)
+    """(units, spine, depth) of ``summary`` drawn at ``depth`` (None: every layer)."""
+    units = select_units(summary.graph, depth)
     return units, spine(units), depth
+
+
+def candidate_depths(summary: Summary) -> list[int | None]:
+    """The depths tried, deepest first, when none is asked for: every layer, then each depth that
+    collapses more (the deepest block paths first), down to 0 (top-level names only)."""
+    deepest = max(len(n.path.split(".")) for n in summary.graph.nodes) - 2
+    return [None, *range(deepest, -1, -1)]
+
+
+def min_spine_width(n_units: int) -> float:
+    """A lower bound on the width of a spine of ``n_units``: each takes a gap and a sliver at least."""
+    return n_units * (GAP + thickness(1))
+
+
+def could_fit(n_units: int) -> bool:
+    """Whether a spine of ``n_units`` could fit a slide at all, even wrapped into MAX_ROWS rows (a
+    longer one is not laid out to be measured): its caption, the smallest text, needs a picture no
+    wider than SLIDE_WIDTH · CAPTION_SIZE / MIN_TEXT_PX."""
+    return min_spine_width(n_units) / MAX_ROWS <= SLIDE_WIDTH * CAPTION_SIZE / MIN_TEXT_PX
 
 
 # ------------------------------------------------------------------ geometry
@@ -406,9 +418,67 @@ def _levels(spans: list[tuple[int, int]]) -> list[int]:
     return out
 
 
-def boxes_scene(summary: Summary, depth: int | None = None, legend: bool = True) -> Scene:
-    """The layered-boxes picture of ``summary`` (see the module's documentation)."""
-    units, chain, used_depth = boxes_units(summary, depth)
+def boxes_scene(summary: Summary, depth: int | None = None, legend: bool = True, rows: int | None = None) -> Scene:
+    """The layered-boxes picture of ``summary`` (see the module's documentation): at ``depth`` and in
+    ``rows`` rows when given, else as deep and in as few rows as fit a slide (``slide.fits_slide``)."""
+    if rows is not None and (isinstance(rows, bool) or not isinstance(rows, int) or not 1 <= rows <= MAX_ROWS):
+        raise UsageError(f"rows must be an integer from 1 to {MAX_ROWS}, found {rows!r}")
+    depths = [depth] if depth is not None else candidate_depths(summary)
+    best: tuple[float, Scene] | None = None
+    for i, d in enumerate(depths):
+        units, chain = select_units(summary.graph, d), None
+        chain = spine(units)
+        last = i == len(depths) - 1
+        if depth is None and not last and not could_fit(len(chain)):
+            continue
+        strip = _strip(units, chain)
+        how = "" if d is None else "as asked" if depth is not None else "automatically: the deepest that fits a slide"
+        scene = _fewest_rows(summary, strip, d, how, legend, rows)
+        legible = text_on_slide(scene)
+        if legible >= MIN_TEXT_PX or depth is not None:
+            return scene
+        if best is None or legible > best[0]:
+            best = (legible, scene)
+    assert best is not None, "depth 0 is always drawn"
+    return best[1]
+
+
+def _fewest_rows(summary: Summary, strip: "_Strip", depth: int | None, how: str, legend: bool,
+                 rows: int | None) -> Scene:
+    """The strip in ``rows`` rows, else in the number of rows that makes its text largest on a slide;
+    one row more must gain at least WRAP_GAIN (a strip reads more easily than rows)."""
+    best: tuple[float, Scene] | None = None
+    tried: set[tuple[int, ...]] = set()
+    for r in [rows] if rows is not None else range(1, MAX_ROWS + 1):
+        cuts = tuple(_wrap_cuts(strip, r))
+        if cuts in tried:
+            continue
+        tried.add(cuts)
+        scene = _compose(summary, strip, list(cuts), depth, how, legend)
+        legible = text_on_slide(scene)
+        if best is None or legible > best[0] * WRAP_GAIN:
+            best = (legible, scene)
+    assert best is not None, "one row is always drawn"
+    return best[1]
+
+
+@dataclass
+class _Strip:
+    """The diagram in one long row before it is wrapped: every item with the spine positions it spans."""
+
+    units: dict[str, Unit]
+    chain: list[str]
+    found: list[Skip]
+    pieces: list[tuple[int, int, Item]]  # (first, last spine position, item), in drawing order
+    left: list[float]  # each spine unit's left and right edges
+    right: list[float]
+    cuts: list[int]  # where the strip may be cut (before the unit at that position)
+    repeated: set[int]  # cuts after a map that rows or arcs leave: the next row starts with that map again
+    unit_items: list[Item]  # each spine unit's drawing
+
+
+def _strip(units: dict[str, Unit], chain: list[str]) -> _Strip:
+    """Boxes along the spine, branch rows and arcs above it, labels below, in one row at y = 0."""
     drawn = [units[k] for k in chain]
     largest = max([max(u.shape[1:]) for u in units.values() if len(u.shape) >= 2] + [1])
     pos = {k: i for i, k in enumerate(chain)}
@@ -423,7 +493,6 @@ def boxes_scene(summary: Summary, depth: int | None = None, legend: bool = True)
             width = max(rows[id(a)].width, room.get(a.target, ("", 0.0))[1])
             room[a.target] = (a.source, width)
     placed = _place_spine(drawn, largest, room)
-    content_right = max(p.right for p in placed.values())
     levels = _levels([(pos[a.source], pos[a.target]) for a in found])
     heights = [0.0] * (max(levels) + 1 if levels else 0)
     for a, lv in zip(found, levels):
@@ -433,13 +502,12 @@ def boxes_scene(summary: Summary, depth: int | None = None, legend: bool = True)
     for h in heights:
         bottoms.append(y)
         y -= h + 12
-    upper = y + 12 if heights else spine_top
 
     # -- labels in rows under the lowest box: each goes to the first row where it fits
     label_top = max(p.bottom for p in placed.values()) + 14
     rows_right: list[float] = []
     labels = []
-    for unit in drawn:
+    for i, unit in enumerate(drawn):
         if unit.kind == "symbol":
             continue
         p = placed[unit.key]
@@ -455,14 +523,72 @@ def boxes_scene(summary: Summary, depth: int | None = None, legend: bool = True)
             row = len(rows_right)
             rows_right.append(-1e9)
         rows_right[row] = cx + w / 2
-        labels.append((unit, p, lines, cx, row, w))
-    n_lines = max((len(lb[2]) for lb in labels), default=2)
+        labels.append((i, unit, p, lines, cx, row))
+    n_lines = max((len(lb[3]) for lb in labels), default=2)
     row_h = n_lines * LINE + 6
-    label_bottom = label_top + row_h * max(1, len(rows_right))
-    label_left = min([p.x for p in placed.values()] + [lb[3] - lb[5] / 2 for lb in labels])
-    label_right = max([content_right] + [lb[3] + lb[5] / 2 for lb in labels])
 
-    # -- title, then everything shifted into place
+    pieces: list[tuple[int, int, Item]] = []
+    unit_items: list[Item] = []
+    # leader lines first, so boxes cover their ends
+    for i, _unit, p, _lines, cx, row in labels:
+        ly = label_top + row * row_h
+        pieces.append((i, i, Line(((cx, p.bottom + 3), (cx, ly - 2)), stroke="#c8c8c8", width=0.6)))
+    for i, key in enumerate(chain):
+        p = placed[key]
+        unit = p.unit
+        cls = {"symbol": "merge", "bar": "bar"}.get(unit.kind, "box")
+        unit_items.append(Group(tuple(_unit_items(p)), cls=cls, label=f"{unit.key} {shape_text(unit.shape)}"))
+        pieces.append((i, i, unit_items[-1]))
+    for a, lv in zip(found, levels):
+        ps, pt = placed[a.source], placed[a.target]
+        item = _branch_row(rows[id(a)], ps, pt, bottoms[lv]) if a.via else _arc(a, ps, pt, bottoms[lv] - 4)
+        pieces.append((pos[a.source], pos[a.target], item))
+    for i, unit, _p, lines, cx, row in labels:
+        ly = label_top + row * row_h
+        texts = [Text(cx, ly + LINE * (j + 1) - 2, s, size=LABEL_SIZE, anchor="middle", weight=wt, colour=col)
+                 for j, (s, wt, col) in enumerate(lines)]
+        pieces.append((i, i, Group(tuple(texts), cls="label", label=unit.key)))
+    # a row or arc may be cut just after the map it leaves (that map then starts the next row too:
+    # consecutive Inception modules, each leaving the one before), nowhere else along its span
+    crossed = {i for a in found for i in range(pos[a.source] + 2, pos[a.target] + 1)}
+    repeated = {pos[a.source] + 1 for a in found}
+    return _Strip(units, chain, found, pieces, [placed[k].x for k in chain], [placed[k].right for k in chain],
+                  [i for i in range(1, len(chain)) if i not in crossed], repeated, unit_items)
+
+
+def _wrap_cuts(strip: _Strip, rows: int) -> list[int]:
+    """Where to cut the strip into ``rows`` rows of about equal length (fewer where it cannot be cut)."""
+    start, end = strip.left[0], strip.right[-1]
+    cuts: list[int] = []
+    for k in range(1, rows):
+        target = start + (end - start) * k / rows
+        best = min((i for i in strip.cuts if not cuts or i > cuts[-1]), key=lambda i: abs(strip.left[i] - target),
+                   default=None)
+        if best is not None:
+            cuts.append(best)
+    return cuts
+
+
+def _continuation(strip: _Strip, at: int, start: bool) -> Group:
+    """The marker where a row ends ("continued below", after its last box) or begins (before its first)."""
+    if start:
+        x = strip.left[at - 1 if at in strip.repeated else at]
+        items = [Text(x - 48, 4, "from above", size=LABEL_SIZE, anchor="end", colour=MUTED),
+                 *_arrow(x - 44, x - 6)]
+    else:
+        x = strip.right[at - 1]
+        items = [*_arrow(x + 8, x + 44), Text(x + 48, 4, "continued below", size=LABEL_SIZE, colour=MUTED)]
+    return Group(tuple(items), cls="continued", label="from above" if start else "continued below")
+
+
+def _arrow(x0: float, x1: float) -> list:
+    return [Line(((x0, 0.0), (x1 - 6, 0.0)), stroke=MUTED, width=1.4),
+            Polygon(((x1, 0.0), (x1 - 7, -3.5), (x1 - 7, 3.5)), fill=MUTED)]
+
+
+def _compose(summary: Summary, strip: _Strip, cuts: list[int], depth: int | None, how: str, legend: bool) -> Scene:
+    """The picture: title, the strip cut at ``cuts`` into rows one under another, legend, caption."""
+    units = strip.units
     t = summary.totals
     title = summary.name
     sub = (f"{count(t.params)} parameters · {giga(t.macs // summary.batch)}MACs per image · "
@@ -470,59 +596,34 @@ def boxes_scene(summary: Summary, depth: int | None = None, legend: bool = True)
     layers = len(summary.graph.nodes)
     shown = sum(1 for u in units.values() if u.key not in (INPUT, "__output__") and u.kind != "symbol")
     sub2 = f"{shown} box{'es' if shown != 1 else ''} for {layers} layer{'s' if layers != 1 else ''}"
-    if used_depth is not None:
-        how = "as asked" if depth is not None else f"automatically: more than {MAX_BOXES} boxes at full depth"
-        sub2 += f", blocks collapsed to depth {used_depth} ({how})"
-    title_h = 70.0
-    dx = MARGIN - label_left
-    dy = MARGIN + title_h - upper + 8
-
+    if depth is not None:
+        sub2 += f", blocks collapsed to depth {depth} ({how})"
+    if cuts:
+        sub2 += f", in {len(cuts) + 1} rows"
     items: list = [
         Text(MARGIN, MARGIN + 18, title, size=20, weight="bold", colour=INK),
         Text(MARGIN, MARGIN + 40, sub, size=12, colour=INK),
         Text(MARGIN, MARGIN + 57, sub2, size=11, colour=MUTED),
     ]
-
-    def X(v):
-        return v + dx
-
-    def Y(v):
-        return v + dy
-
-    # leader lines first, so boxes cover their ends
-    for _unit, p, _lines, cx, row, _w in labels:
-        ly = label_top + row * row_h
-        items.append(Line(((X(cx), Y(p.bottom + 3)), (X(cx), Y(ly - 2))), stroke="#c8c8c8", width=0.6))
-
-    for key in chain:
-        p = placed[key]
-        unit = p.unit
-        shift = _shift(_unit_items(p), dx, dy)
-        cls = {"symbol": "merge", "bar": "bar"}.get(unit.kind, "box")
-        label = f"{unit.key} {shape_text(unit.shape)}"
-        items.append(Group(tuple(shift), cls=cls, label=label))
-
-    for a, lv in zip(found, levels):
-        ps, pt = placed[a.source], placed[a.target]
-        if a.via:
-            items.append(_branch_row(rows[id(a)], ps, pt, bottoms[lv], dx, dy))
-        else:
-            items.append(_arc(a, ps, pt, bottoms[lv] - 4, dx, dy))
-
-    for unit, _p, lines, cx, row, _w in labels:
-        ly = label_top + row * row_h
-        texts = []
-        for i, (s, wt, col) in enumerate(lines):
-            texts.append(Text(X(cx), Y(ly + LINE * (i + 1) - 2), s, size=LABEL_SIZE, anchor="middle", weight=wt,
-                              colour=col))
-        items.append(Group(tuple(texts), cls="label", label=unit.key))
-
     caption = ("box: height ∝ √H, depth ∝ √W, thickness = 4 + 7·log₂C;  bar: height = 20 + 40·log₁₀ features;  "
                "sizes C×H×W")
-    row_right = max([X(placed[a.source].right) + rows[id(a)].width for a in found if a.via] + [0.0])
-    width = max(label_right - label_left + 2 * MARGIN, row_right + MARGIN, text_width(sub, 12) + 2 * MARGIN,
-                text_width(sub2, 11) + 2 * MARGIN, text_width(caption, 9) + 2 * MARGIN)
-    y = Y(label_bottom) + 10
+    width = max(text_width(sub, 12), text_width(sub2, 11), text_width(caption, CAPTION_SIZE)) + 2 * MARGIN
+    y = MARGIN + 70.0 + 8
+    bounds_of = [0, *cuts, len(strip.chain)]
+    for r, (a, b) in enumerate(zip(bounds_of, bounds_of[1:])):
+        row = [item for first, last, item in strip.pieces if a <= first and last < b]
+        if r > 0:
+            if a in strip.repeated:  # the map the row's first branches leave, drawn again
+                row.append(strip.unit_items[a - 1])
+                row.extend(item for first, last, item in strip.pieces if first == a - 1 and a <= last < b)
+            row.append(_continuation(strip, a, start=True))
+        if b < len(strip.chain):
+            row.append(_continuation(strip, b, start=False))
+        left, top, right, bottom = scene_bounds(row)
+        items.extend(moved(item, MARGIN - left, y - top) for item in row)
+        width = max(width, right - left + 2 * MARGIN)
+        y += bottom - top + ROW_SPACING
+    y += 10 - ROW_SPACING
     if legend:
         present = []
         for unit in units.values():
@@ -531,15 +632,15 @@ def boxes_scene(summary: Summary, depth: int | None = None, legend: bool = True)
             for fam in (unit.family, *unit.bands):
                 if fam not in present:
                     present.append(fam)
-        legend_items, y, lw = _legend(present, found, units, MARGIN, y, width - 2 * MARGIN)
+        legend_items, y, lw = _legend(present, strip.found, units, MARGIN, y, width - 2 * MARGIN)
         items.append(Group(tuple(legend_items), cls="legend"))
         width = max(width, lw + 2 * MARGIN)
-    items.append(Text(MARGIN, y + 14, caption, size=9, colour=MUTED))
+    items.append(Text(MARGIN, y + 14, caption, size=CAPTION_SIZE, colour=MUTED))
     height = y + 14 + MARGIN
     return Scene(math.ceil(width), math.ceil(height), items, title=f"{summary.name}: layered boxes")
 
 
-def _branch_row(row: _Row, ps: Placed, pt: Placed, bottom: float, dx: float, dy: float) -> Group:
+def _branch_row(row: _Row, ps: Placed, pt: Placed, bottom: float) -> Group:
     """A branch's boxes in a row above the spine, wired from its source and into its merge."""
     a = row.skip
     tall = max(p.h + p.d for p in row.boxes)
@@ -557,40 +658,23 @@ def _branch_row(row: _Row, ps: Placed, pt: Placed, bottom: float, dx: float, dy:
     # of one module do not run into those of the next
     out_x, in_x = ps.cx + 3, pt.cx - 3
     wire = [(out_x, ps.arc_y), (out_x, line_y), (placed[0].x, line_y)]
-    items.append(Line(tuple((x + dx, y + dy) for x, y in wire), stroke=colour, width=1.2))
+    items.append(Line(tuple(wire), stroke=colour, width=1.2))
     for q, nxt in zip(placed, placed[1:]):
-        items.append(Line(((q.x + q.t + dx, line_y + dy), (nxt.x + dx, line_y + dy)), stroke=colour, width=1.2))
+        items.append(Line(((q.x + q.t, line_y), (nxt.x, line_y)), stroke=colour, width=1.2))
     last = placed[-1]
     end = pt.arc_y - 1
     wire = [(last.x + last.t, line_y), (in_x, line_y), (in_x, end - 6)]
-    items.append(Line(tuple((x + dx, y + dy) for x, y in wire), stroke=colour, width=1.2))
-    items.append(Polygon(((in_x + dx, end + dy), (in_x - 3.5 + dx, end - 7 + dy), (in_x + 3.5 + dx, end - 7 + dy)),
-                         fill=colour))
+    items.append(Line(tuple(wire), stroke=colour, width=1.2))
+    items.append(Polygon(((in_x, end), (in_x - 3.5, end - 7), (in_x + 3.5, end - 7)), fill=colour))
     for q in placed:
-        items.append(Group(tuple(_shift(_unit_items(q), dx, dy)), cls="branch-box",
-                           label=f"{q.unit.key} {shape_text(q.unit.shape)}"))
+        items.append(Group(tuple(_unit_items(q)), cls="branch-box", label=f"{q.unit.key} {shape_text(q.unit.shape)}"))
         size = str(q.unit.shape[0]) if len(q.unit.shape) == 1 else shape_text(q.unit.shape)
-        cx = q.x + q.t / 2 + dx
-        top = q.upper + dy - 4
+        cx = q.x + q.t / 2
+        top = q.upper - 4
         items.append(Text(cx, top - ROW_LABEL - 2, q.unit.detail, size=ROW_LABEL, anchor="middle", colour=MUTED))
         items.append(Text(cx, top, size, size=ROW_LABEL, anchor="middle", colour=INK))
     via = ",".join(u.key for u in a.via)
     return Group(tuple(items), cls="skip", label=f"{a.source} -> {a.target} via {via}")
-
-
-def _shift(items, dx, dy):
-    out = []
-    for it in items:
-        if isinstance(it, Polygon):
-            out.append(Polygon(tuple((x + dx, y + dy) for x, y in it.points), it.fill, it.stroke, it.width, it.opacity))
-        elif isinstance(it, Circle):
-            out.append(Circle((it.center[0] + dx, it.center[1] + dy), it.radius, it.fill, it.stroke, it.width,
-                              it.opacity))
-        elif isinstance(it, Line):
-            out.append(Line(tuple((x + dx, y + dy) for x, y in it.points), it.stroke, it.width, it.dash, it.opacity))
-        else:
-            raise TypeError(it)
-    return out
 
 
 def _unit_items(p: Placed) -> list:
@@ -629,12 +713,12 @@ def _symbol_items(glyph: str, cx: float, cy: float) -> list:
     return items
 
 
-def _arc(a: Skip, ps: Placed, pt: Placed, peak: float, dx: float, dy: float) -> Group:
+def _arc(a: Skip, ps: Placed, pt: Placed, peak: float) -> Group:
     """An identity shortcut: a grey arc over the boxes from the map it leaves to the merge it joins."""
     colour = "#777777"
-    x0, y0 = ps.cx + dx, ps.arc_y + dy
-    x1, y1 = pt.cx + dx, pt.arc_y + dy - 1
-    items: list = [Line(tuple(_bridge(x0, y0, x1, y1 - 5, peak + dy)), stroke=colour, width=1.3),
+    x0, y0 = ps.cx, ps.arc_y
+    x1, y1 = pt.cx, pt.arc_y - 1
+    items: list = [Line(tuple(_bridge(x0, y0, x1, y1 - 5, peak)), stroke=colour, width=1.3),
                    Polygon(((x1, y1), (x1 - 3.5, y1 - 7), (x1 + 3.5, y1 - 7)), fill=colour)]
     return Group(tuple(items), cls="skip", label=f"{a.source} -> {a.target}")
 

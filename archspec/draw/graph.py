@@ -20,7 +20,10 @@ big networks readable:
   a period of identical layers is found in the sequence), so the size of the picture does not
   grow with the number of copies;
 - ``wrap=N`` cuts the top-level chain into N pieces laid side by side (``rankdir`` TB) or one
-  under another (LR), joined by their edges, so a long chain fits a 16:9 slide.
+  under another (LR), joined by their edges, so a long chain fits a 16:9 slide;
+- without ``depth`` and with ``wrap="auto"`` (``graph_picture``'s defaults) the picture is laid
+  out at every depth from every layer down to 0 until one fits a slide (``slide.fits_slide``:
+  on 1920 × 1080 its smallest text at 6 px or more), and a line under the title says so.
 
 Two sibling groups are *identical* when they hold the same sequence of layers with the same
 relative paths, types, arguments, trainability, init and output shapes, read their inputs from
@@ -51,6 +54,8 @@ from ..errors import ArchspecError, UsageError
 from ..graph import INPUT, Graph, Group, Node
 from ..layers import FAMILIES, lookup
 from ..render import count, shape_text, short
+from .scene import Scene
+from .slide import MIN_TEXT_PX, text_on_slide
 from .style import FAMILY_LABELS, darker, family_colour, family_of, lighter
 
 # ---------------------------------------------------------------- colours: style.FAMILY_COLOURS, lightened
@@ -78,7 +83,7 @@ FOLLOWERS = ("norm", "activation", "regularization")  # families a compact node 
 MAX_PERIOD = 256  # longest run of layers looked for as one copy of an unnamed repeat
 MIN_FOLDED_LAYERS = 12  # a shorter run of repeated layers (VGG's conv, relu, conv, relu) is clearer drawn out
 MAX_WRAP = 8
-SLIDE_ITEMS = 70  # more nodes and boxes than this, even folded, and a picture drawn to fit a slide collapses blocks
+MAX_LAID_OUT = 400  # a picture of more nodes and boxes is not laid out to be measured against a slide
 
 
 # ---------------------------------------------------------------- the display tree
@@ -857,18 +862,26 @@ def dot_and_nodes(summary, depth: int | None = None, rankdir: str = "TB", shapes
 
 def graph_picture(summary, wrap: int | str = "auto", **options):
     """The graph style as a ``Picture``; ``wrap="auto"`` cuts a long chain into the number of pieces
-    that brings the picture nearest 16:9 (it lays the graph out once whole to measure it)."""
+    that brings the picture nearest 16:9 (it lays the graph out once whole to measure it) and,
+    without a ``depth``, opens blocks as deep as still fits a slide (``slide.fits_slide``)."""
     from .picture import Picture
 
     if wrap != "auto" and (isinstance(wrap, bool) or not isinstance(wrap, int)):
         raise UsageError(f"wrap must be 'auto' or an integer from 1 to {MAX_WRAP}, found {wrap!r}")
-    dot = to_dot(summary, wrap=wrap if isinstance(wrap, int) else 1, **options)
-    if wrap == "auto" and options.get("depth") is None and _items(dot) > SLIDE_ITEMS:
-        options = {**options, **_slide_depth(summary, options)}
-        dot = to_dot(summary, **options)
     if wrap != "auto" or find_engine() is None:
+        dot = to_dot(summary, wrap=wrap if isinstance(wrap, int) else 1, **options)
         return Picture(lazy_scene=lambda: dot_scene(dot, title=summary.name), dot=dot, formats=FORMATS,
                        write_other=lambda path, fmt: render_dot(dot, path, fmt))
+    if options.get("depth") is not None:
+        dot, scene = _wrapped(summary, options)
+    else:
+        dot, scene = _slide_picture(summary, options)
+    return Picture(scene, dot=dot, formats=FORMATS, write_other=lambda path, fmt: render_dot(dot, path, fmt))
+
+
+def _wrapped(summary, options: dict) -> tuple[str, Scene]:
+    """(DOT, scene) of the graph cut into the number of pieces that brings it nearest 16:9."""
+    dot = to_dot(summary, **options)
     scene = dot_scene(dot, title=summary.name)
     pieces = fitting_wrap(scene.width, scene.height, options.get("rankdir", "TB"))
     if pieces > 1:
@@ -876,25 +889,37 @@ def graph_picture(summary, wrap: int | str = "auto", **options):
         if wrapped != dot:
             other = dot_scene(wrapped, title=summary.name)
             if _misfit(other) < _misfit(scene):
-                dot, scene = wrapped, other
-    final = dot
-    return Picture(scene, dot=dot, formats=FORMATS, write_other=lambda path, fmt: render_dot(final, path, fmt))
+                return wrapped, other
+    return dot, scene
+
+
+def _slide_picture(summary, options: dict) -> tuple[str, Scene]:
+    """(DOT, scene) at the deepest depth whose wrapped picture fits a slide (every layer first, then
+    blocks collapsed from the deepest paths up), else the most legible one; a depth whose DOT has
+    more than MAX_LAID_OUT nodes and boxes is not laid out (work bound, not the rule: such a
+    picture is far past the slide). A collapsed picture says so in a line under its title."""
+    deepest = max(len(_parts(n.path)) for n in summary.graph.nodes) - 2
+    best: tuple[float, str, Scene] | None = None
+    for depth in [None, *range(max(deepest, 0), -1, -1)]:
+        chosen = dict(options)
+        if depth is not None:
+            chosen.update(depth=depth, note=f"blocks collapsed to depth {depth} (automatically: the deepest that "
+                                            "fits a slide; --depth chooses)")
+        if depth != 0 and _items(to_dot(summary, **chosen)) > MAX_LAID_OUT:
+            continue
+        dot, scene = _wrapped(summary, chosen)
+        legible = text_on_slide(scene)
+        if legible >= MIN_TEXT_PX:
+            return dot, scene
+        if best is None or legible > best[0]:
+            best = (legible, dot, scene)
+    assert best is not None, "depth 0 is always laid out"
+    return best[1], best[2]
 
 
 def _items(dot: str) -> int:
     """Nodes and clusters: what a reader has to take in."""
     return dot.count("[label=") + dot.count("subgraph cluster_") + dot.count('subgraph "cluster_')
-
-
-def _slide_depth(summary, options: dict) -> dict:
-    """The options that collapse blocks to the deepest depth drawing at most SLIDE_ITEMS nodes and
-    clusters (at least depth 0), with a line under the title saying so."""
-    deepest = max(len(_parts(n.path)) for n in summary.graph.nodes) - 2
-    for depth in range(max(deepest, 0), -1, -1):
-        if depth == 0 or _items(to_dot(summary, **{**options, "depth": depth})) <= SLIDE_ITEMS:
-            break
-    return {"depth": depth, "note": f"blocks collapsed to depth {depth} (automatically: more than {SLIDE_ITEMS} "
-                                    "nodes and boxes in full; --depth chooses)"}
 
 
 def _misfit(scene, aspect: float = 16 / 9) -> float:

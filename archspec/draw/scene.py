@@ -511,3 +511,43 @@ def _draw_text(image, draw, t: Text, f) -> None:
     ImageDraw.Draw(layer).text((c, c), text, font=fnt, fill=colour, anchor=anchor)
     layer = layer.rotate(-t.rotate, resample=Image.Resampling.BICUBIC, center=(c, c))
     image.paste(layer, (round(x - c), round(y - c)), layer)
+
+
+def moved(item: Item, dx: float, dy: float) -> Item:
+    """``item`` (a group: everything in it) moved by (dx, dy)."""
+    from dataclasses import replace
+
+    def shift(points):
+        return tuple((x + dx, y + dy) for x, y in points)
+
+    if isinstance(item, Group):
+        return replace(item, items=tuple(moved(i, dx, dy) for i in item.items))
+    if isinstance(item, (Polygon, Line, Spline)):
+        return replace(item, points=shift(item.points))
+    if isinstance(item, Curve):
+        start, c1, c2, end = shift((item.start, item.c1, item.c2, item.end))
+        return replace(item, start=start, c1=c1, c2=c2, end=end)
+    if isinstance(item, Circle):
+        return replace(item, center=(item.center[0] + dx, item.center[1] + dy))
+    return replace(item, x=item.x + dx, y=item.y + dy)
+
+
+def bounds(items) -> tuple[float, float, float, float]:
+    """(left, top, right, bottom) of ``items`` (groups looked into; text by its approximate box)."""
+    xs: list[float] = []
+    ys: list[float] = []
+    for item in Scene(0, 0, list(items)).walk():
+        if isinstance(item, Text):
+            left, top, right, bottom = text_box(item)
+            xs += [left, right]
+            ys += [top, bottom]
+        elif isinstance(item, Circle):
+            xs += [item.center[0] - item.radius, item.center[0] + item.radius]
+            ys += [item.center[1] - item.radius, item.center[1] + item.radius]
+        else:
+            pts = item.points(12) if isinstance(item, Curve) else item.points
+            xs += [x for x, _ in pts]
+            ys += [y for _, y in pts]
+    if not xs:
+        return 0.0, 0.0, 0.0, 0.0
+    return min(xs), min(ys), max(xs), max(ys)
