@@ -1,4 +1,4 @@
-"""Presentation of a Summary: rich table, markdown, CSV, JSON and the --explain arithmetic (as CS231n's VGGNet table).
+"""Presentation of a Summary: text table, markdown, CSV, JSON and the --explain arithmetic (as CS231n's VGGNet table).
 
 Everything here reads the raw numbers of ``summary.py``; nothing here computes a figure.
 """
@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from .graph import INPUT
 from .layers import lookup_known
+from .text_table import Column, Line, ansi, column_widths, pairs_lines, plain, table_lines, wrap
 
 if TYPE_CHECKING:  # annotations only: summary.py delegates its rendering here
     from .summary import Summary
@@ -99,92 +100,80 @@ def totals_lines(s: Summary) -> list[tuple[str, str]]:
 
 NUMERIC = ("Params", "Activations", "MACs", "RF")
 SHORT_HEADERS = {"Output shape": "Output", "Activations": "Acts"}  # for narrow consoles
-PADDING = 2  # a column's cell padding in the table (one space each side)
 FOLDED_MIN = {"Layer": 12, "Type": 12}
+# the table's layouts, widest first: full headers, short headers, then layer paths and types folded
+LAYOUTS: tuple[tuple[dict[str, str], bool], ...] = (({}, False), (SHORT_HEADERS, False), (SHORT_HEADERS, True))
 
 
-def _table(s: Summary, headers: dict[str, str], rows: list[list[str]], fold: bool):
-    from rich import box
-    from rich.table import Table  # rich only for the table: json, csv and markdown never import it
-
-    """The per-layer table; numbers and headers get their full width, text columns give way."""
-    title = f"{s.name}  input {shape_text(s.input)}  batch {s.batch}  {s.dtype}"
-    table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left", pad_edge=False)
-    for i, name in enumerate(COLUMNS):
+def _columns(headers: dict[str, str], fold: bool) -> list[Column]:
+    """Numbers and shapes are never cut: as wide as their widest cell; types wrap at spaces, and
+    layer paths and types fold anywhere in the narrowest layout (never an ellipsis)."""
+    columns = []
+    for name in COLUMNS:
         header = headers.get(name, name)
-        if name in NUMERIC or name == "Output shape":  # never shortened: exactly as wide as its widest cell
-            widest = max([len(header)] + [len(r[i]) for r in rows])
-            table.add_column(header, justify="right" if name in NUMERIC else "left", width=widest, no_wrap=True)
-        else:  # Layer and Type wrap at spaces, or fold anywhere when even that is too wide; never an ellipsis
-            table.add_column(header, no_wrap=name == "Layer" and not fold, overflow="fold",
-                             min_width=FOLDED_MIN[name] if fold else len(header))
-    for row in rows:
-        table.add_row(*row)
-    return table
+        if name in NUMERIC or name == "Output shape":
+            columns.append(Column(header, right=name in NUMERIC))
+        elif fold:
+            columns.append(Column(header, wrap="fold", min_width=FOLDED_MIN[name]))
+        else:
+            columns.append(Column(header, wrap="words" if name == "Type" else "none"))
+    return columns
 
 
-def _needed_width(headers: dict[str, str], rows: list[list[str]], fold: bool) -> int:
-    """The narrowest this layout can be drawn without cutting a number or a header."""
-    total = 0
-    for i, name in enumerate(COLUMNS):
-        header = headers.get(name, name)
-        cells = [r[i] for r in rows]
-        if name in NUMERIC or name == "Output shape" or (name == "Layer" and not fold):
-            widest = max(len(c) for c in cells)
-        elif fold:  # folded text still needs a readable line: below this, one block per layer reads better
-            widest = FOLDED_MIN[name]
-        else:  # wraps at spaces: its longest word
-            widest = max(len(word) for c in cells for word in c.split())
-        total += max(widest, len(header))
-    # each column's padding (none at the outer edges, pad_edge=False), the box's dividers and two edges
-    return total + PADDING * len(COLUMNS) - PADDING + (len(COLUMNS) - 1) + 2
-
-
-def _stacked(s: Summary, rows: list[list[str]]):
+def _stacked(title: str, rows: list[list[str]], width: int) -> list[Line]:
     """For very narrow consoles: one block per layer, every figure labelled, wrapped at spaces."""
-    from rich.console import Group
-    from rich.padding import Padding
-    from rich.text import Text
-
-    parts: list = [Text(f"{s.name}  input {shape_text(s.input)}  batch {s.batch}  {s.dtype}", style="italic")]
+    lines: list[Line] = [[(part, "italic")] for part in wrap(title, width)]
     for layer, kind, shape, params, activations, macs, rf in rows:
-        parts.append(Text(f"{layer}  {kind}", style="bold", overflow="fold"))
-        parts.append(Padding(Text(f"{shape}  params {params}  acts {activations}  MACs {macs}  RF {rf}",
-                                  overflow="fold"), (0, 0, 0, 2)))
-    return Group(*parts)
+        lines += [[(part, "bold")] for part in wrap(f"{layer}  {kind}", width)]
+        figures = f"{shape}  params {params}  acts {activations}  MACs {macs}  RF {rf}"
+        lines += [[("  " + part, "")] for part in wrap(figures, max(width - 2, 1))]
+    return lines
 
 
-class SummaryTable:
-    """The per-layer table and the totals, laid out for the console's width.
+def summary_lines(s: Summary, width: int) -> list[Line]:
+    """The per-layer table and the totals, laid out for ``width`` columns of text.
 
     Numbers and headers are never cut: a narrow console first gets shorter headers ("Acts" for
     "Activations"), then layer paths and types folded over several lines, and below that one
-    labelled block per layer. rich's own shrinking would end cells in "…" instead.
+    labelled block per layer.
     """
+    rows = [_input_cells(s)] + [_cells(row) for row in s.rows]
+    title = f"{s.name}  input {shape_text(s.input)}  batch {s.batch}  {s.dtype}"
+    for headers, fold in LAYOUTS:
+        columns = _columns(headers, fold)
+        widths = column_widths(columns, rows, width)
+        if widths is not None:
+            lines = table_lines(title, columns, rows, widths)
+            break
+    else:
+        lines = _stacked(title, rows, width)
+    return lines + pairs_lines(totals_lines(s), width)
+
+
+def summary_text(s: Summary, width: int, styled: bool = False) -> str:
+    """What ``archspec summary`` prints: plain text, or with bold and italic as terminal codes."""
+    lines = summary_lines(s, width)
+    return ansi(lines) if styled else plain(lines)
+
+
+class SummaryTable:
+    """A Summary for rich consoles (``rich.print(summary)``): the same lines, at the console's width."""
 
     def __init__(self, s: Summary):
         self.summary = s
-        self.rows = [_input_cells(s)] + [_cells(row) for row in s.rows]
-
-    def _layer_table(self, width: int):
-        for headers, fold in (({}, False), (SHORT_HEADERS, False), (SHORT_HEADERS, True)):
-            if _needed_width(headers, self.rows, fold) <= width:
-                return _table(self.summary, headers, self.rows, fold)
-        return _stacked(self.summary, self.rows)
 
     def __rich_console__(self, console, options):
-        from rich.console import Group
-        from rich.table import Table
+        from rich.segment import Segment
+        from rich.style import Style
 
-        totals = Table.grid(padding=(0, 2))
-        totals.add_column(style="bold", overflow="fold")
-        totals.add_column(overflow="fold")
-        for label, value in totals_lines(self.summary):
-            totals.add_row(label, value)
-        yield Group(self._layer_table(options.max_width), totals)
+        styles = {"": None, "bold": Style(bold=True), "italic": Style(italic=True)}
+        for line in summary_lines(self.summary, options.max_width):
+            for text, style in line:
+                yield Segment(text, styles[style])
+            yield Segment.line()
 
 
-def summary_table(s: Summary):
+def summary_table(s: Summary) -> SummaryTable:
     """A rich renderable: the per-layer table and the totals, fitted to the console's width."""
     return SummaryTable(s)
 

@@ -20,7 +20,6 @@ the ``archspec summary`` process (``-X importtime``) grouped by top-level packag
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import math
 import os
@@ -159,10 +158,8 @@ def archspec_phases(runs: int) -> dict[str, float]:
     from archspec.expand import expand
     from archspec.spec import load
     from archspec.summary import summarize_graph
-    from rich.console import Console
-
     def table(s):
-        Console(file=io.StringIO(), width=160, highlight=False, soft_wrap=False).print(s)
+        return render.summary_text(s, 160)  # what `archspec summary` prints into a pipe
 
     spec = load(SPEC)
     graph = expand(spec)
@@ -172,7 +169,7 @@ def archspec_phases(runs: int) -> dict[str, float]:
         "schema check (jsonschema)": lambda: check(spec),
         "expand (shapes inferred)": lambda: expand(spec),
         "analyse (summarize_graph)": lambda: summarize_graph(graph),
-        "render table (rich)": lambda: table(s),
+        "render table (text)": lambda: table(s),
         "render json": lambda: render.to_json(s),
     }
     return {name: median_time(fn, runs)[0] for name, fn in steps.items()}
@@ -229,7 +226,7 @@ def main() -> None:
     print("\n(b) archspec in-process (Python API)", flush=True)
     start = time.perf_counter()
     import archspec
-    from rich.console import Console
+    from archspec.render import summary_text
     results["import archspec (in this process)"] = time.perf_counter() - start
     start = time.perf_counter()
     summary = archspec.summarize(SPEC)
@@ -241,7 +238,7 @@ def main() -> None:
     b_api = measure("archspec.summarize(vgg16.yaml)", lambda: archspec.summarize(SPEC))
 
     def summarize_and_render():
-        Console(file=io.StringIO(), width=160, highlight=False, soft_wrap=False).print(archspec.summarize(SPEC))
+        summary_text(archspec.summarize(SPEC), 160)
 
     measure("archspec.summarize + render the table", summarize_and_render)
     phases = archspec_phases(runs)

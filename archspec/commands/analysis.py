@@ -9,7 +9,7 @@ from .. import api, zoo
 from ..expand import parse_overrides
 from ..infer import DTYPE_BYTES
 from ..summary import OPTIMIZER_SLOTS
-from .common import EXIT_SPEC, console, set_option, user_errors
+from .common import EXIT_SPEC, print_lines, print_table, set_option, user_errors
 
 
 @click.command()
@@ -53,7 +53,7 @@ def summary(spec, batch, dtype, depth, optimizer, explain, fmt, overrides):
     if explain:
         click.echo("\n".join(render.explain_lines(result)))
     elif fmt == "table":
-        console().print(result)
+        print_lines(lambda width: render.summary_lines(result, width))
     else:
         click.echo({"markdown": render.to_markdown, "csv": render.to_csv, "json": render.to_json}[fmt](result),
                    nl=False)
@@ -86,17 +86,13 @@ def schema(fmt, output):
 @user_errors
 def zoo_command():
     """List the specs bundled with archspec (use them by name: archspec summary vgg16.yaml)."""
-    from rich.table import Table
-    from rich import box
-
     from ..render import count, giga
+    from ..text_table import Column
 
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-    for name, justify in (("Spec", "left"), ("Input", "left"), ("Params", "right"), ("MACs", "right"),
-                          ("Source", "left")):
-        table.add_column(name, justify=justify, no_wrap=name != "Source")
+    columns = [Column("Spec"), Column("Input"), Column("Params", right=True), Column("MACs", right=True),
+               Column("Source", wrap="fold", min_width=24)]
+    rows = []
     for name in zoo.names():
         s = api.summarize(name)
-        table.add_row(name, "×".join(map(str, s.input)), count(s.totals.params), giga(s.totals.macs),
-                      s.source)
-    console().print(table)
+        rows.append([name, "×".join(map(str, s.input)), count(s.totals.params), giga(s.totals.macs), s.source])
+    print_table(columns, rows)

@@ -18,13 +18,44 @@ from ..errors import ArchspecError, Location, SpecWarning, UsageError
 EXIT_SPEC, EXIT_USAGE = 1, 2
 
 
+PIPE_WIDTH = 160  # columns of text written to a file or a pipe, unless $COLUMNS says otherwise
+
+
+def _pipe_width() -> int:
+    try:
+        return max(int(os.environ.get("COLUMNS", PIPE_WIDTH)), 20)
+    except ValueError:  # COLUMNS=wide: not a width
+        return PIPE_WIDTH
+
+
 def console(file=None):
     from rich.console import Console
 
     stream = file or sys.stdout
-    width = None if stream.isatty() else int(os.environ.get("COLUMNS", 160))
+    width = None if stream.isatty() else _pipe_width()  # None: rich asks the terminal
     # what archspec prints is data (layer names, shapes), never rich markup or emoji codes
     return Console(file=stream, width=width, highlight=False, soft_wrap=False, markup=False, emoji=False)
+
+
+def print_lines(lines_for_width) -> None:
+    """Print text laid out by ``lines_for_width(width)`` (archspec/text_table.py) on standard output:
+    at the terminal's width with bold and italic there (unless NO_COLOR or TERM=dumb), else plain."""
+    import shutil
+
+    from ..text_table import ansi, plain
+
+    terminal = sys.stdout.isatty()
+    lines = lines_for_width(shutil.get_terminal_size().columns if terminal else _pipe_width())
+    styled = terminal and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+    click.echo(ansi(lines) if styled else plain(lines), nl=False, color=styled)
+
+
+def print_table(columns, rows: list[list[str]]) -> None:
+    """A table without a title, fitted to the output's width where its wrapping columns allow."""
+    from ..text_table import column_widths, table_lines
+
+    print_lines(lambda width: table_lines("", columns, rows, column_widths(columns, rows, width)
+                                          or column_widths(columns, rows, 10**9) or []))
 
 
 def report(error: ArchspecError) -> None:

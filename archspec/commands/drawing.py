@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 
 from ..expand import parse_overrides
-from .common import console, set_option, user_errors
+from .common import print_table, set_option, user_errors
 
 
 def _wrap(value: str) -> int | str:
@@ -52,20 +52,14 @@ def draw(spec, output, style, depth, rankdir, wrap, scale, shapes, legend, fold,
 @user_errors
 def compare(specs, output):
     """Compare SPECS: GMACs, parameters and top-1 accuracy, as a table and a bubble chart."""
-    from rich import box
-    from rich.table import Table
-
     from .. import draw as drawing
     from ..render import count
+    from ..text_table import Column
 
     rows = drawing.compare(specs, output)
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-    for name, justify in (("Spec", "left"), ("GMACs", "right"), ("Params", "right"), ("Top-1 %", "right"),
-                          ("Source", "left")):
-        table.add_column(name, justify=justify, no_wrap=name != "Source")
-    for row in rows:
-        table.add_row(row.name, f"{row.gmacs:.3g}", count(row.params),
-                      "" if row.top1 is None else f"{row.top1:.2f}", row.source)
-    console().print(table)
+    columns = [Column("Spec"), Column("GMACs", right=True), Column("Params", right=True),
+               Column("Top-1 %", right=True), Column("Source", wrap="fold", min_width=24)]
+    print_table(columns, [[row.name, f"{row.gmacs:.3g}", count(row.params),
+                           "" if row.top1 is None else f"{row.top1:.2f}", row.source] for row in rows])
     if output:
         click.echo(f"wrote {output}")
