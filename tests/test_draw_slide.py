@@ -28,3 +28,20 @@ def test_the_smallest_text_decides_whether_a_picture_fits():
     assert text_on_slide(big) == pytest.approx(MIN_TEXT_PX / 2) and not fits_slide(big)
     assert fits_slide(scene(1920, 1080, MIN_TEXT_PX)) and not fits_slide(scene(1921, 1080, MIN_TEXT_PX))
     assert fits_slide(Scene(5000, 5000, [rect(0, 0, 5, 5)]))  # no text: nothing to read
+
+
+def test_every_picture_of_the_docs_gallery_fits_a_slide():
+    # docs/zoo is drawn by the gallery at the default settings (test_draw_graph checks that it holds every
+    # zoo spec): measured from each SVG's size and text, every picture keeps its smallest text legible
+    import xml.etree.ElementTree as ET
+    from pathlib import Path
+
+    svgs = sorted((Path(__file__).resolve().parent.parent / "docs" / "zoo").glob("*.svg"))
+    assert len(svgs) >= 80
+    for path in svgs:
+        root = ET.parse(path).getroot()
+        width, height = float(root.get("width")), float(root.get("height"))
+        sizes = [float(t.get("font-size")) for t in root.iter("{http://www.w3.org/2000/svg}text")
+                 if t.get("font-size") and (t.text or "").strip()]
+        assert sizes, path.name
+        assert min(sizes) * slide_scale(width, height) >= MIN_TEXT_PX, (path.name, width, height, min(sizes))
