@@ -45,7 +45,8 @@ def draw(spec, output, style, depth, rankdir, wrap, rows, scale, shapes, legend,
     from .. import draw as drawing
 
     picture = drawing.draw(spec, output, style=style, depth=depth, rankdir=rankdir, shapes=shapes, legend=legend,
-                           fold=fold, compact=compact, wrap=_wrap(wrap), scale=scale, rows=rows, **parse_overrides(overrides))
+                           fold=fold, compact=compact, wrap=_wrap(wrap), rows=rows, scale=scale,
+                           **parse_overrides(overrides))
     click.echo(f"wrote {picture.path}")
 
 
