@@ -134,3 +134,37 @@ def test_a_title_with_no_free_place_is_drawn_on_white_over_the_edges():
     placed, crossed = layout._place_title(title, (0, 100), [[(15, 0), (15, 40)]])
     assert not crossed and not layout._crosses(text_box(placed[0]), [[(15, 0), (15, 40)]])
     assert all(isinstance(p, Text) for p in placed) and not any(isinstance(p, Line) for p in placed)
+
+
+def test_an_underscore_in_a_node_name_is_kept_clear_of_the_line_under_it():
+    name, kind, shape = (Text(50, 20, "Conv2d_2a_3x3", 14.7, weight="bold"), Text(50, 34.7, "conv2d 3×3", 14.7),
+                         Text(50, 47, "32×147×147", 12.0))
+    top, bottom = 4.0, 53.0
+    moved = layout._clear_underscores([name, kind, shape], top, bottom)
+    underscore_bottom = moved[0].y + layout.UNDERSCORE_DEPTH * name.size
+    assert text_box(moved[1])[1] - underscore_bottom >= layout.LINE_CLEARANCE - 1e-9  # was touching
+    assert moved[1].y - moved[2].y == kind.y - shape.y  # the lines under it move together
+    assert text_box(moved[0])[1] >= top + layout.BORDER_CLEARANCE - 1e-9  # still inside the node
+    assert text_box(moved[2])[3] <= bottom - layout.BORDER_CLEARANCE + 1e-9
+    # no underscore, or no room: nothing moves out of the node
+    plain = [Text(50, 20, "conv1", 14.7), kind]
+    assert layout._clear_underscores(plain, top, bottom) == plain
+    tight = layout._clear_underscores([name, kind], text_box(name)[1] - 1, text_box(kind)[3] + 1)
+    assert [t.y for t in tight] == [name.y, kind.y]
+
+
+@needs_engine
+def test_a_drawn_node_name_with_underscores_clears_the_next_line_inside_its_node(tmp_path):
+    path = tmp_path / "u.yaml"
+    path.write_text("archspec: 1\nname: u\ninput: [3, 16, 16]\nlayers:\n"
+                    "  - {conv2d: {out: 8, kernel: 3}, name: Conv2d_2a_3x3}\n  - global_avgpool\n", encoding="utf-8")
+    summary = archspec.summarize(path)
+    scene = dot_scene(to_dot(summary))
+    (node,) = [g for g in groups(scene, "node") if "Conv2d_2a_3x3" in g.label]
+    lines = sorted({t.y for t in texts(node)})
+    first = [t for t in texts(node) if t.y == lines[0]]
+    below = min(text_box(t)[1] for t in texts(node) if t.y == lines[1])
+    assert below - (lines[0] + layout.UNDERSCORE_DEPTH * first[0].size) >= layout.LINE_CLEARANCE - 1e-9
+    outline = [p for item in node.items if isinstance(item, (Polygon, Spline)) for p in item.points]
+    assert min(p[1] for p in outline) <= min(text_box(t)[1] for t in texts(node))
+    assert max(p[1] for p in outline) >= max(text_box(t)[3] for t in texts(node))

@@ -20,12 +20,16 @@ from __future__ import annotations
 import json
 import math
 import subprocess
+from dataclasses import replace
 
 from ..errors import ArchspecError
 from .scene import Circle, Group, Line, Polygon, Scene, Spline, Text, rect, text_box, text_width
 
 PX = 4 / 3  # scene units (CSS pixels at 96 dpi) per Graphviz point
 NODE_PAD = 4.0  # points kept clear between a node's text and its border
+UNDERSCORE_DEPTH = 0.3  # em: how far below the baseline DejaVu Sans's underscore reaches
+LINE_CLEARANCE = 1.5  # scene units wanted between an underscore and the line under it
+BORDER_CLEARANCE = 1.5  # scene units kept between a label moved to clear them and the node's border
 ENGINE_TIMEOUT_S = 300
 _NAMED = {"black": "#000000", "white": "#ffffff", "none": None, "transparent": None}
 
@@ -210,6 +214,31 @@ def _place_title(texts: list[Text], band: tuple[float, float], lines) -> tuple[l
     return texts, True
 
 
+def _clear_underscores(label: list, top: float, bottom: float) -> list:
+    """A node's label lines spread apart where an underscore touches the line under it.
+
+    The engines space a label's lines by exactly the font size, and an underscore in the first
+    line (a name such as "Conv2d_2a_3x3") reaches into the letters of the next. The first line is
+    moved up and the rest down, within the room the node already has between its text and its
+    border: the node keeps its size, and so the picture its fit on a slide.
+    """
+    texts = [t for t in label if isinstance(t, Text)]
+    baselines = sorted({t.y for t in texts})
+    first = [t for t in texts if t.y == baselines[0]] if len(baselines) > 1 else []
+    if not any("_" in t.text for t in first):
+        return label
+    under = min(text_box(t)[1] for t in texts if t.y == baselines[1])
+    need = baselines[0] + UNDERSCORE_DEPTH * max(t.size for t in first) + LINE_CLEARANCE - under
+    room_above = max(0.0, min(text_box(t)[1] for t in first) - top - BORDER_CLEARANCE)
+    room_below = max(0.0, bottom - BORDER_CLEARANCE - max(text_box(t)[3] for t in texts if t.y == baselines[-1]))
+    if need <= 0:
+        return label
+    up = min(room_above, max(need / 2, need - room_below))
+    down = min(room_below, need - up)
+    return [replace(t, y=t.y - up if t.y == baselines[0] else t.y + down) if isinstance(t, Text) else t
+            for t in label]
+
+
 def layout_scene(data: dict, title: str = "") -> Scene:
     """The scene of an engine's JSON layout (see the module's documentation)."""
     x0, y0, x1, y1 = (float(v) for v in data["bb"].split(","))
@@ -259,7 +288,11 @@ def layout_scene(data: dict, title: str = "") -> Scene:
         if node.get("pos") and node.get("width"):
             centre, half = float(str(node["pos"]).split(",")[0]), float(node["width"]) * 72 / 2
             box = (centre - half, centre + half)
-        items = _items(node.get("_draw_"), pen, at) + _items(node.get("_ldraw_"), pen, at, box)
+        label = _items(node.get("_ldraw_"), pen, at, box)
+        if node.get("pos") and node.get("height"):
+            middle, half_height = float(str(node["pos"]).split(",")[1]), float(node["height"]) * 72 / 2
+            label = _clear_underscores(label, at(0, middle + half_height)[1], at(0, middle - half_height)[1])
+        items = _items(node.get("_draw_"), pen, at) + label
         if items:
             name = str(node.get("name", ""))
             node_groups.append(Group(tuple(items), cls="node", label=str(node.get("tooltip", name)),
