@@ -70,6 +70,23 @@ def test_draw_command_errors(invoke, tmp_path, no_system_dot):
     assert invoke("draw", "mnist_cnn", "-o", str(tmp_path / "x.gif")).exit_code == 2
 
 
+def test_draw_rows_option_sets_the_boxes_rows_and_refuses_bad_values(invoke, tmp_path):
+    out = tmp_path / "l.svg"
+    result = invoke("draw", "lenet5", "-o", str(out), "--style", "boxes", "--rows", "2")
+    assert result.exit_code == 0, result.output
+    svg = out.read_text(encoding="utf-8")
+    assert "in 2 rows" in svg and svg.count('class="continued"') == 2  # one row ends, the next begins
+    one = invoke("draw", "lenet5", "-o", str(out), "--style", "boxes", "--rows", "1")
+    assert one.exit_code == 0 and 'class="continued"' not in out.read_text(encoding="utf-8")
+    for bad, words in ((["--style", "boxes", "--rows", "0"], "--rows"), (["--style", "boxes", "--rows", "5"], "--rows"),
+                       (["--style", "boxes", "--rows", "two"], "--rows"), (["--rows", "2"], "boxes style")):
+        refused = invoke("draw", "lenet5", "-o", str(tmp_path / "x.svg"), *bad)
+        assert refused.exit_code == 2 and words in refused.stderr and "Traceback" not in refused.output, bad
+    assert not (tmp_path / "x.svg").exists()
+    with pytest.raises(archspec.UsageError, match="boxes style"):
+        draw.draw("lenet5", style="graph", rows=2)
+
+
 def test_compare_command_prints_the_table_and_writes_the_chart(invoke, tmp_path):
     out = tmp_path / "chart.svg"
     result = invoke("compare", "alexnet", "resnet50.yaml", "lenet5", "-o", str(out))

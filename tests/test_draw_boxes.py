@@ -76,7 +76,7 @@ def test_one_box_per_conv_and_pool_output_in_vgg16(summaries):
 
 
 def test_resnet18_merges_and_skip_arcs(summaries):
-    root = parsed(boxes_scene(summaries("resnet18")))
+    root = parsed(boxes_scene(summaries("resnet18"), rows=1))  # one row: every map drawn once
     adds = keys(root, "merge")
     assert len(adds) == 8 and adds[0] == "layer1.0.add1"
     skips = [title for title, _ in groups(root, "skip")]
@@ -177,6 +177,32 @@ def test_inception_v3_rows_cut_between_modules_that_follow_each_other(summaries)
     assert [t for t, _ in groups(root, "continued")].count("from above") == 2
     repeated = [k for k in keys(root, "box") if keys(root, "box").count(k) > 1]
     assert repeated and all(k.endswith("concat1") or k.endswith("concat") for k in repeated)
+
+
+def test_inception_v3_shows_every_module_as_its_branches_on_a_slide(summaries):
+    scene = boxes_scene(summaries("inception_v3"))
+    assert fits_slide(scene)
+    root = parsed(scene)
+    # the default picture is drawn in full (nothing collapsed): each module its branches, in rows above
+    assert not any("collapsed" in t for t in all_text(root))
+    for module, branches in (("Mixed_5b", 4), ("Mixed_6a", 3), ("Mixed_6b", 4), ("Mixed_7a", 3)):
+        rows = [title for title, _ in groups(root, "skip") if f" -> {module}.concat1 " in title]
+        assert len(rows) == branches - 1, (module, rows)
+    # a branch's boxes name their kernels: Mixed_5b's 5×5 branch is a 1×1 then a 5×5 convolution
+    five = next(texts for title, texts in groups(root, "skip") if "Mixed_5b.branch5x5_2" in title)
+    assert "conv 1×1" in five and "conv 5×5" in five
+    # a collapsed conv-norm-activation block is labelled with its kernel, not "basic_conv · 3 layers"
+    collapsed = all_text(parsed(boxes_scene(summaries("inception_v3"), depth=1)))
+    assert "conv 1×7" in collapsed and not any("basic_conv" in t for t in collapsed)
+
+
+def test_rows_stand_only_on_what_lies_under_them():
+    # spans (first, last spine position), levels, heights, spine tops (y grows downward)
+    bottoms = boxes._stack_levels([(0, 3), (4, 8), (4, 8), (0, 8)], [0, 0, 1, 2], [100.0, 20.0, 20.0, 10.0],
+                                  [-50.0] * 9)
+    assert bottoms[:2] == [-70.0, -70.0]  # both just above the spine (20 units)
+    assert bottoms[2] == -70.0 - 20.0 - 12  # above the short row it overlaps, not as high as the tall one
+    assert bottoms[3] == -70.0 - 100.0 - 12  # above everything it spans
 
 
 @pytest.mark.slow

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import click
 
+from ..draw.boxes import MAX_ROWS
 from ..expand import parse_overrides
 from .common import print_table, set_option, user_errors
 
@@ -27,6 +28,9 @@ def _wrap(value: str) -> int | str:
 @click.option("--wrap", default="auto", show_default=True, metavar="auto|N",
               help="Cut a long chain into N pieces side by side (graph style); auto: the number that "
                    "comes nearest a 16:9 slide.")
+@click.option("--rows", type=click.IntRange(1, MAX_ROWS), default=None, metavar="N",
+              help="Wrap the boxes style into this many rows, one under another (default: the number whose "
+                   "text is largest on a 16:9 slide). Graphs wrap with --wrap.")
 @click.option("--scale", type=click.FloatRange(0.25, 8), default=2.0, show_default=True,
               help="PNG pixels per CSS pixel (1: 96 dpi).")
 @click.option("--shapes/--no-shapes", default=True, help="Write each layer's output shape in its node.")
@@ -36,12 +40,13 @@ def _wrap(value: str) -> int | str:
               help="Write batch norm, activations and dropout into the node of the layer they follow.")
 @set_option
 @user_errors
-def draw(spec, output, style, depth, rankdir, wrap, scale, shapes, legend, fold, compact, overrides):
+def draw(spec, output, style, depth, rankdir, wrap, rows, scale, shapes, legend, fold, compact, overrides):
     """Draw SPEC as a graph (DOT) or as layered 3-D boxes."""
     from .. import draw as drawing
 
     picture = drawing.draw(spec, output, style=style, depth=depth, rankdir=rankdir, shapes=shapes, legend=legend,
-                           fold=fold, compact=compact, wrap=_wrap(wrap), scale=scale, **parse_overrides(overrides))
+                           fold=fold, compact=compact, wrap=_wrap(wrap), rows=rows, scale=scale,
+                           **parse_overrides(overrides))
     click.echo(f"wrote {picture.path}")
 
 

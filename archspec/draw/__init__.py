@@ -36,9 +36,11 @@ def output_format(path: str | os.PathLike, allowed: tuple[str, ...]) -> str:
 
 def draw(source, output: str | os.PathLike | None = None, style: str = "graph", depth: int | None = None,
          rankdir: str = "TB", shapes: bool = True, legend: bool = True, fold: bool = True, compact: bool = True,
-         wrap: int | str = "auto", scale: float = 2, **params: Any):
+         wrap: int | str = "auto", scale: float = 2, rows: int | None = None, **params: Any):
     """Draw a spec; returns a ``Picture`` (shown inline in Jupyter; ``.save(path)``), written to
-    ``output`` too when one is given (.svg, .png, .pdf or .dot for graphs; .svg or .png for boxes)."""
+    ``output`` too when one is given (.svg, .png, .pdf or .dot for graphs; .svg or .png for boxes).
+    ``rows``: the number of rows a boxes picture wraps into (None: the number that fits a slide best);
+    a graph wraps with ``wrap``."""
     from .. import pipeline
     from .picture import check_scale
 
@@ -47,6 +49,8 @@ def draw(source, output: str | os.PathLike | None = None, style: str = "graph", 
     if output is not None:
         output_format(output, FORMATS[style])
     check_scale(scale)
+    if rows is not None and style != "boxes":
+        raise UsageError("rows (--rows) is for the boxes style; a graph wraps with wrap (--wrap)")
     summary = pipeline.summarize(source, **params)
     if style == "graph":
         from .graph import graph_picture
@@ -57,7 +61,7 @@ def draw(source, output: str | os.PathLike | None = None, style: str = "graph", 
         from .boxes import boxes_scene
         from .picture import Picture
 
-        picture = Picture(boxes_scene(summary, depth=depth, legend=legend))
+        picture = Picture(boxes_scene(summary, depth=depth, legend=legend, rows=rows))
     if output is not None:
         picture.save(output, scale=scale)
     return picture

@@ -9,7 +9,8 @@ What is drawn
     output, labelled with the block's name. Without ``depth``, the picture is drawn as deep as it
     still fits a slide (``slide.fits_slide``: on 1920 × 1080 its smallest text at 6 px or more):
     every layer, else blocks collapsed from the deepest paths up, down to depth 0; if none fits,
-    the most legible. ResNet-50 shows each bottleneck block as a box, GoogLeNet every layer.
+    the most legible. ResNet-152 shows each bottleneck block as a box; GoogLeNet and
+    Inception-v3 every layer.
 
     The boxes follow the longest path from input to output (the "spine"). Every other path
     into a merge is drawn above it: a path with layers on it (an Inception branch, a ResNet
@@ -59,7 +60,7 @@ from .style import FAMILY_LABELS, INK, MUTED, darker, family_colour, family_of, 
 MAX_ROWS = 4  # the most rows a long spine wraps into
 ROW_SPACING = 28.0  # between wrapped rows
 WRAP_GAIN = 1.1  # a row more must make the text this much larger on a slide
-CAPTION_SIZE = 9.0  # the scales' caption: the smallest text of the picture
+CAPTION_SIZE = 10.0  # the scales' caption: the smallest text of the picture
 SPATIAL = 180.0  # height of the largest map
 MIN_SPATIAL = 8.0
 DEPTH_RATIO = 0.5  # cabinet projection: receding edges at half length
@@ -185,8 +186,12 @@ def _colour_block(unit: Unit) -> None:
     main = max(seen, key=lambda f: (work.get(f, 0), -seen.index(f)))
     unit.family = main
     unit.bands = [f for f in seen if f != main and f not in ("reshape",)]
-    n = len(unit.nodes)
-    unit.detail = f"{unit.detail} · {n} layer{'s' if n != 1 else ''}"
+    working = [node for node in unit.nodes if family_of(node.type) in ("conv", "dense", "pool")]
+    if len(working) == 1:  # a conv with its norm and activation (Inception's basic_conv): name its kernel
+        unit.detail = _type_text(working[0])
+    else:
+        n = len(unit.nodes)
+        unit.detail = f"{unit.detail} · {n} layer{'s' if n != 1 else ''}"
 
 
 def spine(units: dict[str, Unit]) -> list[str]:
@@ -366,7 +371,7 @@ class _Row:
 
 
 ROW_GAP = 14.0  # between boxes of a row
-ROW_LABEL = 9.0
+ROW_LABEL = 10.0
 ARC_LEVEL = 18.0  # the height an identity arc takes
 
 
@@ -416,6 +421,23 @@ def _levels(spans: list[tuple[int, int]]) -> list[int]:
             taken.append([span])
             out.append(len(taken) - 1)
     return out
+
+
+def _stack_levels(spans: list[tuple[int, int]], levels: list[int], heights: list[float],
+                  uppers: list[float]) -> list[float]:
+    """The bottom y of each branch row or arc: just above the spine boxes it spans and above the
+    rows and arcs on lower levels that it overlaps, so that a level is only as tall where it is
+    drawn as what lies under it there (Inception-v3's small 8×8 modules do not take the height of
+    its 35×35 ones)."""
+    bottoms = [0.0] * len(spans)
+    for i in sorted(range(len(spans)), key=lambda i: levels[i]):
+        first, last = spans[i]
+        y = min(uppers[first:last + 1]) - 20
+        for j in range(len(spans)):
+            if levels[j] < levels[i] and spans[j][0] < last and first < spans[j][1]:
+                y = min(y, bottoms[j] - heights[j] - 12)
+        bottoms[i] = y
+    return bottoms
 
 
 def boxes_scene(summary: Summary, depth: int | None = None, legend: bool = True, rows: int | None = None) -> Scene:
@@ -493,15 +515,10 @@ def _strip(units: dict[str, Unit], chain: list[str]) -> _Strip:
             width = max(rows[id(a)].width, room.get(a.target, ("", 0.0))[1])
             room[a.target] = (a.source, width)
     placed = _place_spine(drawn, largest, room)
-    levels = _levels([(pos[a.source], pos[a.target]) for a in found])
-    heights = [0.0] * (max(levels) + 1 if levels else 0)
-    for a, lv in zip(found, levels):
-        heights[lv] = max(heights[lv], rows[id(a)].height if a.via else ARC_LEVEL)
-    spine_top = min(p.upper for p in placed.values())
-    bottoms, y = [], spine_top - 20
-    for h in heights:
-        bottoms.append(y)
-        y -= h + 12
+    spans = [(pos[a.source], pos[a.target]) for a in found]
+    levels = _levels(spans)
+    bottoms = _stack_levels(spans, levels, [rows[id(a)].height if a.via else ARC_LEVEL for a in found],
+                            [placed[k].upper for k in chain])
 
     # -- labels in rows under the lowest box: each goes to the first row where it fits
     label_top = max(p.bottom for p in placed.values()) + 14
@@ -539,9 +556,9 @@ def _strip(units: dict[str, Unit], chain: list[str]) -> _Strip:
         cls = {"symbol": "merge", "bar": "bar"}.get(unit.kind, "box")
         unit_items.append(Group(tuple(_unit_items(p)), cls=cls, label=f"{unit.key} {shape_text(unit.shape)}"))
         pieces.append((i, i, unit_items[-1]))
-    for a, lv in zip(found, levels):
+    for a, bottom in zip(found, bottoms):
         ps, pt = placed[a.source], placed[a.target]
-        item = _branch_row(rows[id(a)], ps, pt, bottoms[lv]) if a.via else _arc(a, ps, pt, bottoms[lv] - 4)
+        item = _branch_row(rows[id(a)], ps, pt, bottom) if a.via else _arc(a, ps, pt, bottom - 4)
         pieces.append((pos[a.source], pos[a.target], item))
     for i, unit, _p, lines, cx, row in labels:
         ly = label_top + row * row_h
