@@ -191,6 +191,11 @@ def test_inception_v3_shows_every_module_as_its_branches_on_a_slide(summaries):
     # a branch's boxes name their kernels: Mixed_5b's 5×5 branch is a 1×1 then a 5×5 convolution
     five = next(texts for title, texts in groups(root, "skip") if "Mixed_5b.branch5x5_2" in title)
     assert "conv 1×1" in five and "conv 5×5" in five
+    # a 1×1 convolution feeding both a 1×3 and a 3×1 (Mixed_7b) is drawn once, the two rows forking from it
+    drawn = keys(root, "branch-box")
+    assert len(drawn) == len(set(drawn))
+    assert [k for k in drawn if k.startswith("Mixed_7b.branch3x3_")] == [
+        "Mixed_7b.branch3x3_1.conv", "Mixed_7b.branch3x3_2a.conv", "Mixed_7b.branch3x3_2b.conv"]
     # a collapsed conv-norm-activation block is labelled with its kernel, not "basic_conv · 3 layers"
     collapsed = all_text(parsed(boxes_scene(summaries("inception_v3"), depth=1)))
     assert "conv 1×7" in collapsed and not any("basic_conv" in t for t in collapsed)

@@ -556,9 +556,16 @@ def _strip(units: dict[str, Unit], chain: list[str]) -> _Strip:
         cls = {"symbol": "merge", "bar": "bar"}.get(unit.kind, "box")
         unit_items.append(Group(tuple(_unit_items(p)), cls=cls, label=f"{unit.key} {shape_text(unit.shape)}"))
         pieces.append((i, i, unit_items[-1]))
+    bottom_of = {id(a): bottom for a, bottom in zip(found, bottoms)}
+    forks = _forks(found)
     for a, bottom in zip(found, bottoms):
         ps, pt = placed[a.source], placed[a.target]
-        item = _branch_row(rows[id(a)], ps, pt, bottom) if a.via else _arc(a, ps, pt, bottom - 4)
+        if not a.via:
+            item = _arc(a, ps, pt, bottom - 4)
+        else:
+            parent, shared = forks.get(id(a), (None, 0))
+            fork = (rows[id(parent)], bottom_of[id(parent)], shared) if parent is not None else None
+            item = _branch_row(rows[id(a)], ps, pt, bottom, fork)
         pieces.append((pos[a.source], pos[a.target], item))
     for i, unit, _p, lines, cx, row in labels:
         ly = label_top + row * row_h
@@ -657,24 +664,56 @@ def _compose(summary: Summary, strip: _Strip, cuts: list[int], depth: int | None
     return Scene(math.ceil(width), math.ceil(height), items, title=f"{summary.name}: layered boxes")
 
 
-def _branch_row(row: _Row, ps: Placed, pt: Placed, bottom: float) -> Group:
-    """A branch's boxes in a row above the spine, wired from its source and into its merge."""
-    a = row.skip
+def _row_boxes(row: _Row, ps: Placed, bottom: float) -> tuple[list[Placed], float]:
+    """A row's boxes where they are drawn (after its source, standing on ``bottom``), and the y of its wire."""
     tall = max(p.h + p.d for p in row.boxes)
     centre = bottom - tall / 2  # the labels go above, in the row's height
     x0 = ps.right + GAP
-    colour = darker(family_colour(a.via[0].family), 0.15)
-    items: list = []
     placed = []
     for p in row.boxes:
         q = Placed(p.unit, x0 + p.x, p.t, p.h, p.d, centre - p.h / 2 + p.d / 2)
         q.cx = q.x + q.d + q.t / 2
         placed.append(q)
-    line_y = centre + min(q.d for q in placed) / 2
+    return placed, centre + min(q.d for q in placed) / 2
+
+
+def _forks(found: list[Skip]) -> dict[int, tuple[Skip, int]]:
+    """Branches that begin with the same layers as an earlier one (Inception-v3's 8×8 modules: one
+    1×1 convolution feeding a 1×3 and a 3×1): id -> (that branch, how many layers they share).
+    The shared layers are drawn once, in the earlier branch's row; the later row forks from there."""
+    out: dict[int, tuple[Skip, int]] = {}
+    for i, b in enumerate(found):
+        parent = next((a for a in found[:i] if a.via and b.via and a.source == b.source
+                       and a.via[0].key == b.via[0].key), None)
+        if parent is None:
+            continue
+        shared = 0
+        while shared < min(len(parent.via), len(b.via) - 1) and parent.via[shared].key == b.via[shared].key:
+            shared += 1
+        out[id(b)] = (parent, shared)
+    return out
+
+
+def _branch_row(row: _Row, ps: Placed, pt: Placed, bottom: float,
+                fork: tuple[_Row, float, int] | None = None) -> Group:
+    """A branch's boxes in a row above the spine, wired from its source and into its merge; with
+    ``fork`` (the row it shares its first layers with, that row's bottom, how many it shares), the
+    row draws only its own layers, wired from the last shared box in the other row."""
+    a = row.skip
+    colour = darker(family_colour(a.via[0].family), 0.15)
+    items: list = []
+    placed, line_y = _row_boxes(row, ps, bottom)
     # leave a map a little right of its middle and join a merge a little left of it, so the rows
     # of one module do not run into those of the next
     out_x, in_x = ps.cx + 3, pt.cx - 3
-    wire = [(out_x, ps.arc_y), (out_x, line_y), (placed[0].x, line_y)]
+    if fork is None:
+        wire = [(out_x, ps.arc_y), (out_x, line_y), (placed[0].x, line_y)]
+    else:
+        other, other_bottom, shared = fork
+        other_placed, other_y = _row_boxes(other, ps, other_bottom)
+        placed = placed[shared:]
+        branch_x = (other_placed[shared - 1].right + placed[0].x) / 2  # in the gap after the last shared box
+        wire = [(branch_x, other_y), (branch_x, line_y), (placed[0].x, line_y)]
     items.append(Line(tuple(wire), stroke=colour, width=1.2))
     for q, nxt in zip(placed, placed[1:]):
         items.append(Line(((q.x + q.t, line_y), (nxt.x, line_y)), stroke=colour, width=1.2))
