@@ -47,7 +47,7 @@ def print_lines(lines_for_width) -> None:
     terminal = sys.stdout.isatty()
     lines = lines_for_width(shutil.get_terminal_size().columns if terminal else _pipe_width())
     styled = terminal and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
-    click.echo(ansi(lines) if styled else plain(lines), nl=False, color=styled)
+    click.echo(ansi(lines) if styled else plain(lines), file=sys.stdout, nl=False, color=styled)
 
 
 def print_table(columns, rows: list[list[str]]) -> None:
