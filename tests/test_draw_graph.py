@@ -85,6 +85,20 @@ def edges(dot: str) -> list[tuple[str, str]]:
     return [(a.strip('"'), b.strip('"')) for a, b in re.findall(r'^\t+("[^"]+"|\S+) -> ("[^"]+"|\S+)', dot, re.M)]
 
 
+def pieces(dot: str) -> list[set[str]]:
+    """The sets of nodes that the drawn (not invisible) edges of DOT text join, in order of their
+    first node (the legend, joined to nothing, left out)."""
+    joined: dict[str, set[str]] = {}
+    for line in dot.splitlines():
+        m = re.match(r'^\t+("[^"]+"|\S+) -> ("[^"]+"|\S+)', line)
+        if m and "invis" not in line:
+            a, b = m.group(1).strip('"'), m.group(2).strip('"')
+            merged = joined.get(a, {a}) | joined.get(b, {b})
+            for n in merged:
+                joined[n] = merged
+    return list({id(s): s for s in joined.values()}.values())
+
+
 @pytest.fixture(scope="module")
 def resnet152():
     return archspec.summarize("resnet152")
@@ -470,13 +484,70 @@ def test_dense_blocks_fold_into_one_node_each_however_deep():
     assert len(node_ids(dots["densenet121"])) == len(node_ids(dots["densenet201"]))
 
 
+def test_a_wrapped_chain_goes_on_through_markers_and_no_edge_runs_between_pieces(resnet50):
+    dot = to_dot(resnet50, wrap=3)
+    first, second, third = pieces(dot)
+    # each cut: the piece before ends in a marker naming the next, which begins with one naming it
+    assert {"@input", "@join1.end"} <= first and {"@join1.start", "@join2.end"} <= second
+    assert "@join2.start" in third and "fc" in third
+    assert "@input" not in second | third and "@join1.start" not in first | third
+    assert "continued in column 2" in dot and "from column 1" in dot and "continued in column 3" in dot
+    assert "constraint=false" not in dot and "column 4" not in dot
+    # the one tensor that crosses a cut is read through the marker: layer2.0's conv1 and its shortcut
+    assert {("@join1.start", "layer2.0.conv1"), ("@join1.start", "layer2.0.downsample.0")} <= set(edges(dot))
+    landscape = to_dot(resnet50, wrap=2, rankdir="LR")
+    assert len(pieces(landscape)) == 2 and "continued in row 2" in landscape and "from row 1" in landscape
+    assert "@join" not in to_dot(resnet50, wrap=1)
+
+
+@needs_engine
+def test_wrapped_pieces_stand_side_by_side_and_no_edge_leaves_its_piece(no_system_dot):
+    from archspec.draw.graph import dot_scene
+    from archspec.draw.scene import Group, bounds
+
+    dot = to_dot(archspec.summarize("alexnet"), wrap=3)
+    scene = dot_scene(dot)
+    nodes = {item.id[len("node-"):]: bounds([item]) for item in scene.items
+             if isinstance(item, Group) and item.cls == "node"}
+    columns = []
+    for piece in pieces(dot):
+        boxes = [nodes[n] for n in piece]
+        columns.append((min(b[0] for b in boxes), max(b[2] for b in boxes)))
+    assert len(columns) == 3  # in the order they run, left to right:
+    assert all(a[0] < b[0] and a[1] < b[1] for a, b in zip(columns, columns[1:]))
+    for edge in (item for item in scene.items if isinstance(item, Group) and item.cls == "edge"):
+        left, _, right, _ = bounds([edge])  # (an edge joining two pieces would span both)
+        assert any(a - 1 <= left and right <= b + 1 for a, b in columns)
+    starts = [nodes[n] for n in ("@input", "@join1.start", "@join2.start")]
+    assert len({round(b[1] + b[3]) for b in starts}) == 1  # every piece begins on the input's rank
+
+
+@needs_engine
+def test_a_wrapped_graph_of_plain_nodes_keeps_its_joins_as_edges_that_cross_nothing(no_system_dot):
+    from archspec.draw.graph import dot_scene
+    from archspec.draw.layout import _crosses, _edge_lines
+    from archspec.draw.scene import Group, Spline, bounds
+
+    dot = to_dot(archspec.summarize("lenet5"), wrap=3)
+    assert "@join" not in dot and "cluster" not in dot and len(pieces(dot)) == 1
+    dashed = [line.strip().split(" [")[0] for line in dot.splitlines() if "->" in line and "dashed" in line]
+    assert dashed == ["c3 -> s4", "flatten1 -> c5"]  # three columns, each foot to the next one's head
+    scene = dot_scene(dot)
+    boxes = [bounds([item]) for item in scene.items if isinstance(item, Group) and item.cls == "node"]
+    joins = [item for item in scene.items if isinstance(item, Group) and item.cls == "edge"
+             and any(isinstance(part, Spline) and part.dash for part in item.items)]
+    assert len(joins) == 2
+    for join in joins:  # clear of every node (their borders, where the join starts and ends, aside)
+        assert not any(_crosses((left + 4, top + 4, right - 4, bottom - 4), _edge_lines(join.items))
+                       for left, top, right, bottom in boxes)
+
+
 def test_a_group_holding_most_layers_is_opened_so_a_wrap_can_cut_inside_it():
     summary = archspec.summarize("densenet121")
     assert "subgraph cluster_features {" in to_dot(summary, wrap=1)
     dot = to_dot(summary, wrap=3)
     assert "subgraph cluster_features {" not in dot and 'subgraph "cluster_features.denseblock2" {' in dot
-    dashed = [line for line in dot.splitlines() if "->" in line and "dashed" in line]
-    assert len(dashed) == 2  # three pieces side by side, joined by two edges
+    assert len(pieces(dot)) == 3  # three pieces side by side, joined by markers, not edges
     assert "subgraph cluster_layer1 {" in to_dot(archspec.summarize("resnet50"), wrap=3)  # no group holds most
 
 

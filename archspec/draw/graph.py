@@ -20,7 +20,10 @@ big networks readable:
   a period of identical layers is found in the sequence), so the size of the picture does not
   grow with the number of copies;
 - ``wrap=N`` cuts the top-level chain into N pieces laid side by side (``rankdir`` TB) or one
-  under another (LR), joined by their edges, so a long chain fits a 16:9 slide;
+  under another (LR), so a long chain fits a 16:9 slide; where blocks are drawn as boxes no edge
+  runs from one piece to another: a piece ends in a marker "continued in column k + 1" and the
+  next begins with "from column k", whose edges go to the layers that read the tensor cut (a
+  graph of plain nodes keeps each cut as one dashed edge, which crosses nothing);
 - without ``depth`` and with ``wrap="auto"`` (``graph_picture``'s defaults) the picture is laid
   out at every depth from every layer down to 0 until one fits a slide (``slide.fits_slide``:
   on 1920 × 1080 its smallest text at 6 px or more), and a line under the title says so.
@@ -79,6 +82,9 @@ FONT = "DejaVu Sans"  # bundled (draw/fonts); Graphviz knows its advance widths
 ENGINE_TIMEOUT_S = 300
 INPUT_ID = "@input"
 LEGEND_ID = "@legend"
+JOIN_ID = "@join"  # the markers where a wrapped chain leaves one piece and goes on in the next
+JOIN_MARKER = dict(shape="box", style="rounded,dashed", color="#888888", fontcolor="#555555", fontsize="11",
+                   fillcolor="#ffffff")
 FOLLOWERS = ("norm", "activation", "regularization")  # families a compact node takes in after its layer
 MAX_PERIOD = 256  # longest run of layers looked for as one copy of an unnamed repeat
 MIN_FOLDED_LAYERS = 12  # a shorter run of repeated layers (VGG's conv, relu, conv, relu) is clearer drawn out
@@ -537,6 +543,7 @@ class _DotWriter:
         self.families: list[str] = ["input"]
         self.blocks_shown: dict[str, None] = {}  # the kinds of white block drawn, for the legend
         self.parallels: list[_Tree] = []
+        self.boxed = False  # whether any block is drawn as a box (a cluster)
         self.top_level: list = []  # the root's display children, for wrapping
 
     # -- the whole picture
@@ -549,7 +556,9 @@ class _DotWriter:
             self.top_level = self.opened(self.top_level)
         self.add_children(self.dot, self.top_level)
         self.align_branch_heads()
-        self.add_edges(self.wrap_cuts())
+        cuts = self.wrap_cuts()
+        self.add_joins(cuts)
+        self.add_edges(cuts)
         if self.options.legend:
             self.add_legend()
         return self.dot.source
@@ -608,6 +617,7 @@ class _DotWriter:
         parallel = tree.known_group.kind == "parallel"
         if parallel:
             self.parallels.append(tree)
+        self.boxed = True
         with g.subgraph(name=f"cluster_{tree.path}") as sub:
             sub.attr(label="<" + self.group_title(tree) + ">", style="dashed,rounded", color="#888888",
                      fontsize="11", fontname=FONT, labeljust="l", margin="8",
@@ -621,6 +631,7 @@ class _DotWriter:
         if self.options.depth is not None and len(_parts(path)) > self.options.depth and isinstance(child, _Tree):
             self.add_collapsed(g, child, branch=True)
             return
+        self.boxed = True
         with g.subgraph(name=f"cluster_{path}") as sub:
             title = f"<b>{_e(does(members))}</b>"  # short, so edges into the branch pass beside it
             sub.attr(label="<" + title + ">", style="dashed,rounded", color="#aaaaaa", fontsize="11", fontname=FONT,
@@ -733,11 +744,12 @@ class _DotWriter:
                     seen[(tail, head)] = None
         return list(seen)
 
-    def wrap_cuts(self) -> set[tuple[str, str]]:
-        """The edges where the top-level chain is cut into ``wrap`` pieces (their heads share a rank)."""
+    def wrap_cuts(self) -> list[tuple[str, list[str]]]:
+        """Where the top-level chain is cut into ``wrap`` pieces: for each cut, in order, the node
+        whose output passes over it and the nodes of the next piece that read that output."""
         pieces = self.options.wrap
         if pieces <= 1:
-            return set()
+            return []
         units = self.top_level
         child_of: dict[str, int] = {}
         for i, child in enumerate(units):
@@ -766,17 +778,7 @@ class _DotWriter:
                        default=None)
             if best is not None:
                 cuts.append(best)
-        cut_edges = [edge for i in cuts for edge in crossing[i]]
-        if cut_edges:
-            first = self.display[_members(units[0])[0].path]
-            heads = list(dict.fromkeys([first] + [h for _, h in cut_edges]))
-            with self.dot.subgraph() as same:
-                same.attr(rank="same")
-                for node_id in heads:
-                    same.node(node_id)
-                for left, right in zip(heads, heads[1:]):  # the pieces left to right in the order they run
-                    same.edge(left, right, style="invis")
-        return set(cut_edges)
+        return [(crossing[i][0][0], list(dict.fromkeys(head for _, head in crossing[i]))) for i in cuts]
 
     def opened(self, children: list) -> list:
         """The top-level children, where one group holds most of the layers (DenseNet's and
@@ -793,12 +795,50 @@ class _DotWriter:
                 return units
             units[big:big + 1] = self.display_children(units[big])
 
-    def add_edges(self, cuts: set[tuple[str, str]]) -> None:
+    def add_edges(self, cuts: list[tuple[str, list[str]]]) -> None:
+        joined = {(tail, head) for tail, heads in cuts for head in heads}
         for tail, head in self.display_edges():
-            if (tail, head) in cuts:
-                self.dot.edge(tail, head, constraint="false", style="dashed")
-            else:
+            if (tail, head) not in joined:
                 self.dot.edge(tail, head)
+            elif not self.boxed:  # a join drawn as one edge (see add_joins)
+                self.dot.edge(tail, head, constraint="false", style="dashed")
+
+    def add_joins(self, cuts: list[tuple[str, list[str]]]) -> None:
+        """The pieces of a wrapped chain side by side (one under another for LR/RL), in the order
+        they run, their beginnings on one rank.
+
+        Where blocks are drawn as boxes, an edge from one piece to the next would cross them, so
+        each cut is a pair of markers: the piece before it ends in "continued in column k + 1",
+        the next begins, on the input's rank, with "from column k", whose edges go to the layers
+        that read the tensor cut; no edge runs from one piece to another. A graph of plain nodes
+        only keeps each cut as one dashed edge, from a column's foot to the next one's head: it
+        passes between plain nodes and crosses nothing, and four markers would outnumber them."""
+        if not cuts:
+            return
+        if self.boxed:
+            starts = [INPUT_ID] + [self.join_markers(k, tail, heads) for k, (tail, heads) in enumerate(cuts, start=1)]
+        else:
+            first = self.display[_members(self.top_level[0])[0].path]
+            starts = list(dict.fromkeys([first] + [head for _, heads in cuts for head in heads]))
+        with self.dot.subgraph() as same:
+            same.attr(rank="same")
+            for node_id in starts:
+                same.node(node_id)
+            for left, right in zip(starts, starts[1:]):  # the pieces left to right in the order they run
+                same.edge(left, right, style="invis")
+
+    def join_markers(self, k: int, tail: str, heads: list[str]) -> str:
+        """The markers of the k-th cut (see ``add_joins``); returns the one that begins the next piece."""
+        piece = "column" if self.options.rankdir in ("TB", "BT") else "row"
+        end, start, name = f"{JOIN_ID}{k}.end", f"{JOIN_ID}{k}.start", tail.lstrip("@")
+        self.dot.node(end, f"continued in {piece} {k + 1}", **JOIN_MARKER,
+                      tooltip=_plain(f"the output of {name} goes on in {piece} {k + 1}"))
+        self.dot.node(start, f"from {piece} {k}", **JOIN_MARKER,
+                      tooltip=_plain(f"the output of {name}, at the end of {piece} {k}"))
+        self.dot.edge(tail, end)
+        for head in heads:
+            self.dot.edge(start, head)
+        return start
 
     def add_legend(self) -> None:
         entries = [(family_fill(f), FAMILY_LABELS.get(f, f)) for f in FAMILIES if f in self.families]
