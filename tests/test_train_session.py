@@ -325,3 +325,31 @@ def test_a_spec_name_never_leads_outside_runs(tmp_path, monkeypatch):
     outcome = session.train("evil.yaml", {**FAST, "epochs": 1})
     assert outcome.run.resolve().parent == (tmp_path / "runs").resolve()
     assert not (tmp_path.parent / "escaped").exists()
+
+
+def test_curves_are_redrawn_within_a_tenth_of_the_run_and_always_at_the_end(monkeypatch, tmp_path):
+    """Epochs of 0.4 s and drawings of 1 s: the picture is redrawn once 9 s have passed since the
+    last drawing ended, so drawing stays a tenth of the run; the end of the run draws what is left."""
+    from types import SimpleNamespace
+
+    from archspec.train import plots
+
+    clock = [0.0]
+    drawn: list[int] = []
+
+    def draw(rows, path, best_epoch=None, metric="val_loss"):
+        clock[0] += 1.0
+        drawn.append(len(rows))
+
+    monkeypatch.setattr(session.time, "perf_counter", lambda: clock[0])
+    monkeypatch.setattr(plots, "save_curves", draw)
+    curves = session.CurvesRedraw(tmp_path / "curves.png", "val_loss")
+    trainer = SimpleNamespace(epoch=0, history=[], best_epoch=None)
+    for epoch in range(1, 31):
+        clock[0] += 0.4
+        trainer.epoch, trainer.history = epoch, trainer.history + [{"epoch": epoch}]
+        curves.after_epoch(trainer)
+    assert drawn == [1, 24]  # ended at 1.4 s; 10.6 s at the end of epoch 24
+    curves.draw(trainer)
+    curves.draw(trainer)  # drawn already: nothing to add
+    assert drawn == [1, 24, 30]

@@ -9,7 +9,7 @@ colour-vision deficiency, and the two series differ by line style and marker too
 names the best epoch by the rule the trainer and the terminal use (``monitor.py``).
 
 PNG, SVG or PDF by the file's suffix; written atomically: a run folder never holds half a picture.
-Robust by design, as they are drawn after every epoch: one epoch, NaN or missing values (no
+Robust by design, as they are drawn while a run goes on (session.CurvesRedraw): one epoch, NaN or missing values (no
 validation set, a diverged loss), all-equal values and 100 classes all give a readable picture.
 matplotlib is used through its object API (no pyplot state), so drawing is safe in any thread and
 needs no display.
