@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from .graph import INPUT
 from .layers import lookup_known
-from .text_table import Column, Line, ansi, column_widths, pairs_lines, plain, table_lines, wrap
+from .text_table import Column, Line, column_widths, pairs_lines, table_lines, wrap
 
 if TYPE_CHECKING:  # annotations only: summary.py delegates its rendering here
     from .summary import Summary
@@ -148,12 +148,6 @@ def summary_lines(s: Summary, width: int) -> list[Line]:
     else:
         lines = _stacked(title, rows, width)
     return lines + pairs_lines(totals_lines(s), width)
-
-
-def summary_text(s: Summary, width: int, styled: bool = False) -> str:
-    """What ``archspec summary`` prints: plain text, or with bold and italic as terminal codes."""
-    lines = summary_lines(s, width)
-    return ansi(lines) if styled else plain(lines)
 
 
 class SummaryTable:

@@ -158,8 +158,10 @@ def archspec_phases(runs: int) -> dict[str, float]:
     from archspec.expand import expand
     from archspec.spec import load
     from archspec.summary import summarize_graph
+    from archspec.text_table import plain
+
     def table(s):
-        return render.summary_text(s, 160)  # what `archspec summary` prints into a pipe
+        return plain(render.summary_lines(s, 160))  # what `archspec summary` prints into a pipe
 
     spec = load(SPEC)
     graph = expand(spec)
@@ -226,7 +228,8 @@ def main() -> None:
     print("\n(b) archspec in-process (Python API)", flush=True)
     start = time.perf_counter()
     import archspec
-    from archspec.render import summary_text
+    from archspec.render import summary_lines
+    from archspec.text_table import plain
     results["import archspec (in this process)"] = time.perf_counter() - start
     start = time.perf_counter()
     summary = archspec.summarize(SPEC)
@@ -238,7 +241,7 @@ def main() -> None:
     b_api = measure("archspec.summarize(vgg16.yaml)", lambda: archspec.summarize(SPEC))
 
     def summarize_and_render():
-        summary_text(archspec.summarize(SPEC), 160)
+        plain(summary_lines(archspec.summarize(SPEC), 160))
 
     measure("archspec.summarize + render the table", summarize_and_render)
     phases = archspec_phases(runs)
@@ -261,7 +264,8 @@ def main() -> None:
         import torch
         import torchinfo
         results["import torch + torchinfo (in this process)"] = time.perf_counter() - start
-        print(f"  {'import torch + torchinfo':<58} {results['import torch + torchinfo (in this process)'] * 1000:9.1f} ms")
+        seconds = results["import torch + torchinfo (in this process)"]
+        print(f"  {'import torch + torchinfo':<58} {seconds * 1000:9.1f} ms")
         vgg16 = namespace["vgg16"]
         model = vgg16()
         stats = torchinfo.summary(model, input_size=(1, 3, 224, 224), verbose=0)
